@@ -1,0 +1,96 @@
+"""Admin for every model: list displays, filters and search (richer actions come with the UI work)."""
+
+from django.contrib import admin
+
+from syncapp.models import (
+    Contact,
+    ContactLink,
+    CrmConnection,
+    ExcludedRecord,
+    Membership,
+    OutboxEntry,
+    SyncConflict,
+    SyncRun,
+    Tenant,
+    WebhookEvent,
+)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "created_at"]
+    search_fields = ["slug", "name"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["email", "first_name", "last_name", "tenant", "updated_at", "deleted_at"]
+    list_filter = ["tenant", ("deleted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["email", "first_name", "last_name", "phone"]
+    date_hierarchy = "updated_at"
+
+
+@admin.register(CrmConnection)
+class CrmConnectionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "provider", "account_id", "tenant", "status", "conflict_strategy", "pronouns_state"]
+    list_filter = ["provider", "status", "conflict_strategy", "pronouns_state"]
+    search_fields = ["account_id", "tenant__slug"]
+    readonly_fields = ["webhook_key", "lock_owner", "lock_expires_at", "sync_cursor", "last_full_sync_at"]
+
+
+@admin.register(ContactLink)
+class ContactLinkAdmin(admin.ModelAdmin):
+    list_display = ["contact", "connection", "remote_id", "status", "last_synced_at"]
+    list_filter = ["status", "connection__provider", "base_deleted"]
+    search_fields = ["remote_id", "contact__email", "last_error"]
+    raw_id_fields = ["contact", "connection"]
+
+
+@admin.register(SyncConflict)
+class SyncConflictAdmin(admin.ModelAdmin):
+    list_display = ["field", "link", "local_value", "remote_value", "strategy", "winner", "resolution", "created_at"]
+    list_filter = ["resolution", "strategy", "winner", "field"]
+    search_fields = ["local_value", "remote_value", "link__contact__email"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["link", "resolved_by"]
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "pk", "connection", "trigger", "status", "started_at", "finished_at",
+        "created", "updated", "deleted", "conflicts", "errors", "excluded", "api_calls",
+    ]  # fmt: skip
+    list_filter = ["status", "trigger", "connection__provider"]
+    date_hierarchy = "started_at"
+
+
+@admin.register(ExcludedRecord)
+class ExcludedRecordAdmin(admin.ModelAdmin):
+    list_display = ["connection", "side", "record_id", "email", "reason", "seen_at"]
+    list_filter = ["side", "connection__provider"]
+    search_fields = ["record_id", "email", "reason"]
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = ["dedupe_key", "provider", "connection", "status", "attempts", "received_at"]
+    list_filter = ["provider", "status"]
+    search_fields = ["dedupe_key", "last_error"]
+    date_hierarchy = "received_at"
+    readonly_fields = ["body"]
+
+
+@admin.register(OutboxEntry)
+class OutboxEntryAdmin(admin.ModelAdmin):
+    list_display = ["contact", "connection", "attempts", "created_at", "last_error"]
+    list_filter = ["connection__provider"]
+    search_fields = ["contact__email", "last_error"]
+    raw_id_fields = ["contact", "connection"]

@@ -1,0 +1,36 @@
+"""Provider-agnostic reconciliation: plain data in, a plan of writes out. No HTTP, no ORM."""
+
+from .merge import APP, CRM, STRATEGIES, Conflict, choose_winner, merge_fields
+from .plan import Exclusion, PairPlan, Plan, plan_batch, plan_pair
+from .records import (
+    EMPTY,
+    FIELDS,
+    ContactRecord,
+    LinkState,
+    LocalState,
+    Policy,
+    RemoteState,
+    normalize_email,
+)
+
+__all__ = [
+    "APP",
+    "CRM",
+    "EMPTY",
+    "FIELDS",
+    "STRATEGIES",
+    "Conflict",
+    "ContactRecord",
+    "Exclusion",
+    "LinkState",
+    "LocalState",
+    "PairPlan",
+    "Plan",
+    "Policy",
+    "RemoteState",
+    "choose_winner",
+    "merge_fields",
+    "normalize_email",
+    "plan_batch",
+    "plan_pair",
+]

@@ -1,0 +1,92 @@
+"""Plain data the engine reasons about: the universal contact and each side's view of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+
+FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "pronouns")
+
+
+def normalize_email(value: str | None) -> str:
+    """Return the dedupe form of an email: trimmed and lower-cased."""
+    return (value or "").strip().lower()
+
+
+@dataclass(frozen=True)
+class ContactRecord:
+    """The universal contact. Values are normalised on construction so comparisons are exact."""
+
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    phone: str = ""
+    job_title: str = ""
+    pronouns: str = ""
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            value = normalize_email(value) if f.name == "email" else (value or "").strip()
+            object.__setattr__(self, f.name, value)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ContactRecord:
+        return cls(**{name: data.get(name) or "" for name in FIELDS})
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in FIELDS}
+
+    def get(self, name: str) -> str:
+        return getattr(self, name)
+
+    def with_values(self, values: dict[str, str]) -> ContactRecord:
+        return replace(self, **values)
+
+
+EMPTY = ContactRecord()
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """An app contact as the engine sees it."""
+
+    contact_id: int
+    record: ContactRecord
+    deleted: bool = False
+    modified_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RemoteState:
+    """A CRM record as the engine sees it.
+
+    ``merged_ids`` lists the ids of records the CRM merged into this one (HubSpot merges).
+    """
+
+    remote_id: str
+    record: ContactRecord
+    deleted: bool = False
+    modified_at: datetime | None = None
+    version: str = ""
+    merged_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """What both sides last agreed on. A link without a remote id is a create still to succeed."""
+
+    contact_id: int
+    remote_id: str | None
+    base: ContactRecord = EMPTY
+    deleted: bool = False
+    remote_version: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How conflicts are resolved for one connection."""
+
+    strategy: str = "crm_wins"
+    # field -> "app" or "crm", used by the field_priority strategy; unlisted fields go to the CRM.
+    field_owners: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,41 @@
+"""One exception hierarchy for the whole app, rooted at SyncError."""
+
+
+class SyncError(Exception):
+    """Base class for every contactsync error."""
+
+
+class ValidationError(SyncError):
+    """Input the app refuses, with a message meant for the person who sent it."""
+
+
+class SyncAlreadyRunningError(SyncError):
+    """Another sync holds this connection's lock."""
+
+
+class ProviderError(SyncError):
+    """A CRM call failed in a way that retrying will not fix (4xx other than 429)."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class ProviderAuthError(ProviderError):
+    """The CRM refused the credentials (401/403): the connection needs attention."""
+
+
+class TransientProviderError(ProviderError):
+    """A CRM call failed in a way that may pass on a later try (429, 5xx, timeout)."""
+
+
+class RateLimitedError(TransientProviderError):
+    """The CRM asked us to slow down; ``retry_after`` is in seconds when it said."""
+
+    def __init__(self, message: str, *, status: int | None = 429, retry_after: float | None = None):
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class ProviderNotConfiguredError(SyncError):
+    """No adapter is registered for a connection's provider id."""

@@ -1,0 +1,302 @@
+"""Data model. Every row belongs to one tenant, directly or through its connection."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from syncapp.crypto import decrypt_json, encrypt_json
+from syncapp.engine import ContactRecord
+
+
+class Tenant(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="tenants")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.slug
+
+
+class Membership(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique")]
+
+    def __str__(self):
+        return f"{self.user} in {self.tenant}"
+
+
+class Contact(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contacts")
+    email = models.CharField(max_length=254, blank=True)
+    first_name = models.CharField(max_length=200, blank=True)
+    last_name = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=100, blank=True)
+    job_title = models.CharField(max_length=200, blank=True)
+    pronouns = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "tenant",
+                Lower("email"),
+                condition=Q(deleted_at__isnull=True) & ~Q(email=""),
+                name="contact_live_email_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "email"])]
+
+    def __str__(self):
+        return self.email or f"contact {self.pk}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def to_record(self) -> ContactRecord:
+        return ContactRecord(
+            email=self.email,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            phone=self.phone,
+            job_title=self.job_title,
+            pronouns=self.pronouns,
+        )
+
+
+class CrmConnection(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        ERROR = "error", "Error"
+        RATE_LIMITED = "rate_limited", "Rate limited"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    # Connections that still receive app changes (a paused one catches up when resumed).
+    LIVE_STATUSES = (Status.ACTIVE, Status.PAUSED, Status.ERROR, Status.RATE_LIMITED)
+
+    class Strategy(models.TextChoices):
+        CRM_WINS = "crm_wins", "CRM wins"
+        LATEST_WINS = "latest_wins", "Latest edit wins"
+        MANUAL_REVIEW = "manual_review", "Manual review"
+        FIELD_PRIORITY = "field_priority", "Per-field owner"
+
+    class PronounsState(models.TextChoices):
+        UNKNOWN = "unknown", "Not checked"
+        MISSING = "missing", "Not configured"
+        CONFIGURED = "configured", "Configured"
+        FAILED = "failed", "Setup failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="connections")
+    provider = models.CharField(max_length=50)
+    account_id = models.CharField(max_length=100, help_text="HubSpot portal id or Pipedrive company id.")
+    api_base_url = models.URLField(blank=True, help_text="Empty: the provider's public API.")
+    credentials_encrypted = models.TextField(blank=True, editable=False)
+    webhook_key = models.CharField(max_length=64, unique=True, default=secrets.token_urlsafe, editable=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    status_message = models.TextField(blank=True)
+    conflict_strategy = models.CharField(max_length=20, choices=Strategy.choices, default=Strategy.CRM_WINS)
+    field_priorities = models.JSONField(
+        default=dict, blank=True, help_text='For field_priority: {"phone": "app", "email": "crm"}.'
+    )
+    pronouns_state = models.CharField(max_length=20, choices=PronounsState.choices, default=PronounsState.UNKNOWN)
+    pronouns_field_key = models.CharField(max_length=100, blank=True)
+    pronouns_message = models.TextField(blank=True)
+    sync_cursor = models.CharField(max_length=200, blank=True)
+    last_full_sync_at = models.DateTimeField(null=True, blank=True)
+    lock_owner = models.CharField(max_length=64, blank=True, editable=False)
+    lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "account_id"], name="connection_account_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.provider}:{self.account_id} ({self.tenant})"
+
+    @property
+    def credentials(self) -> dict:
+        return decrypt_json(self.credentials_encrypted)
+
+    @credentials.setter
+    def credentials(self, value: dict) -> None:
+        self.credentials_encrypted = encrypt_json(value)
+
+
+class ContactLink(models.Model):
+    class Status(models.TextChoices):
+        OK = "ok", "In sync"
+        PENDING = "pending", "Pending"
+        ERROR = "error", "Error"
+        CONFLICT = "conflict", "Awaiting review"
+
+    connection = models.ForeignKey(CrmConnection, on_delete=models.CASCADE, related_name="links")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="links")
+    # Null (not "") while the CRM record is still to be created, so the unique constraint allows many.
+    remote_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    base = models.JSONField(default=dict, blank=True, help_text="Field values both sides last agreed on.")
+    base_deleted = models.BooleanField(default=False)
+    remote_version = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OK)
+    last_error = models.TextField(blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "remote_id"], name="link_remote_unique"),
+            models.UniqueConstraint(fields=["connection", "contact"], name="link_contact_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.contact} <-> {self.connection.provider}:{self.remote_id or '(pending)'}"
+
+
+class SyncConflict(models.Model):
+    class Winner(models.TextChoices):
+        APP = "app", "App"
+        CRM = "crm", "CRM"
+
+    class Resolution(models.TextChoices):
+        AUTOMATIC = "automatic", "Resolved by strategy"
+        OPEN = "open", "Awaiting review"
+        RESTORED = "restored", "Losing value restored"
+        PICKED_APP = "picked_app", "App value picked"
+        PICKED_CRM = "picked_crm", "CRM value picked"
+
+    link = models.ForeignKey(ContactLink, on_delete=models.CASCADE, related_name="conflicts")
+    field = models.CharField(max_length=50)
+    local_value = models.TextField(blank=True)
+    remote_value = models.TextField(blank=True)
+    local_modified_at = models.DateTimeField(null=True, blank=True)
+    remote_modified_at = models.DateTimeField(null=True, blank=True)
+    strategy = models.CharField(max_length=20, choices=CrmConnection.Strategy.choices)
+    winner = models.CharField(max_length=10, choices=Winner.choices, blank=True)
+    resolution = models.CharField(max_length=20, choices=Resolution.choices)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["link", "field", "resolution"])]
+
+    def __str__(self):
+        return f"{self.field} on {self.link}"
+
+    @property
+    def losing_value(self) -> str:
+        return self.local_value if self.winner == self.Winner.CRM else self.remote_value
+
+
+class SyncRun(models.Model):
+    class Trigger(models.TextChoices):
+        FULL = "full", "Full"
+        INCREMENTAL = "incremental", "Incremental"
+        WEBHOOK = "webhook", "Webhook"
+        PUSH = "push", "Push"
+        MANUAL = "manual", "Manual"
+        SCHEDULED = "scheduled", "Scheduled"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    connection = models.ForeignKey(CrmConnection, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    conflicts = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    excluded = models.PositiveIntegerField(default=0)
+    api_calls = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["connection", "-started_at"])]
+
+    def __str__(self):
+        return f"{self.trigger} run {self.pk} of {self.connection}"
+
+
+class ExcludedRecord(models.Model):
+    """A record the last sync left out (no email, duplicate email), listed for operators."""
+
+    class Side(models.TextChoices):
+        APP = "app", "App"
+        CRM = "crm", "CRM"
+
+    connection = models.ForeignKey(CrmConnection, on_delete=models.CASCADE, related_name="excluded_records")
+    side = models.CharField(max_length=10, choices=Side.choices)
+    record_id = models.CharField(max_length=100)
+    email = models.CharField(max_length=254, blank=True)
+    reason = models.TextField()
+    seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "side", "record_id"], name="excluded_record_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.side} {self.record_id}: {self.reason}"
+
+
+class WebhookEvent(models.Model):
+    """The inbox: a verified delivery, stored before it is answered and processed by a task."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+        IGNORED = "ignored", "Ignored"
+
+    provider = models.CharField(max_length=50)
+    connection = models.ForeignKey(
+        CrmConnection, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_events"
+    )
+    dedupe_key = models.CharField(max_length=255, unique=True)
+    body = models.TextField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.provider} event {self.dedupe_key}"
+
+
+class OutboxEntry(models.Model):
+    """An app-side contact change still to reach one connection; written with the change itself."""
+
+    connection = models.ForeignKey(CrmConnection, on_delete=models.CASCADE, related_name="outbox")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="outbox")
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "outbox entries"
+        indexes = [models.Index(fields=["connection", "id"])]
+
+    def __str__(self):
+        return f"push {self.contact} to {self.connection}"

@@ -1,0 +1,111 @@
+"""The contract every CRM implements.
+
+An adapter translates between a CRM's payloads and the engine's records and performs the HTTP
+calls; it never decides what to write. Required methods raise NotImplementedError naming
+themselves; optional ones have a working default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from syncapp.engine import ContactRecord, RemoteState
+
+
+@dataclass(frozen=True)
+class RemotePage:
+    """One page of a listing. ``cursor`` is where a restarted listing resumes after this page."""
+
+    records: list[RemoteState]
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The per-item outcome of a batch write, in the order of the inputs.
+
+    ``existing_remote_id`` is set when a create failed because the CRM already holds a record
+    with that email (HubSpot's 409): the caller links to it instead of failing.
+    """
+
+    ok: bool
+    remote_id: str | None = None
+    version: str = ""
+    modified_at: datetime | None = None
+    error: str = ""
+    retryable: bool = False
+    existing_remote_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomFieldResult:
+    """The state of a custom field after ``ensure_custom_field``: its key and whether it was created."""
+
+    key: str
+    created: bool
+    label: str = ""
+
+
+class CrmAdapter:
+    id: str = ""
+    name: str = ""
+    # Largest batch one write call accepts.
+    max_batch_size: int = 100
+
+    def __init__(self, *, connection):
+        self.connection = connection
+        # Calls made through this adapter, reported on the sync run.
+        self.api_calls = 0
+
+    # Reads -------------------------------------------------------------------
+
+    def list_all(self) -> Iterator[RemotePage]:
+        """Yield every live record, page by page; exhausting the iterator means the listing is complete."""
+        raise NotImplementedError("subclasses of CrmAdapter must provide a list_all() method")
+
+    def list_changed(self, *, cursor: str | None) -> Iterator[RemotePage]:
+        """Yield records changed since ``cursor`` (None: since the beginning), oldest first.
+
+        Deleted records are included with ``deleted=True`` where the CRM reports them. The
+        window may overlap the previous one; the engine is idempotent.
+        """
+        raise NotImplementedError("subclasses of CrmAdapter must provide a list_changed() method")
+
+    def read_many(self, remote_ids: list[str]) -> list[RemoteState]:
+        """Return the current state of the given records; ids the CRM no longer has are left out."""
+        raise NotImplementedError("subclasses of CrmAdapter must provide a read_many() method")
+
+    def find_by_emails(self, emails: list[str]) -> list[RemoteState]:
+        """Return the live records carrying any of ``emails`` (several per email where the CRM allows it)."""
+        raise NotImplementedError("subclasses of CrmAdapter must provide a find_by_emails() method")
+
+    # Writes (at most max_batch_size items per call) ---------------------------
+
+    def create_many(self, records: list[ContactRecord]) -> list[WriteResult]:
+        """Create records; one result per input."""
+        raise NotImplementedError("subclasses of CrmAdapter must provide a create_many() method")
+
+    def update_many(self, changes: list[tuple[str, dict[str, str]]]) -> list[WriteResult]:
+        """Write changed fields ``(remote_id, {field: value})``; one result per input."""
+        raise NotImplementedError("subclasses of CrmAdapter must provide an update_many() method")
+
+    def archive_many(self, remote_ids: list[str]) -> list[WriteResult]:
+        """Archive (delete) records; one result per input."""
+        raise NotImplementedError("subclasses of CrmAdapter must provide an archive_many() method")
+
+    def restore(self, remote_id: str, record: ContactRecord) -> WriteResult:
+        """Bring an archived record back with ``record``'s values.
+
+        CRMs that cannot revive a record create a new one; the result's ``remote_id`` then differs
+        and the link follows it.
+        """
+        (result,) = self.create_many([record])
+        return result
+
+    # Custom fields --------------------------------------------------------------
+
+    def ensure_custom_field(self, *, name: str, label: str) -> CustomFieldResult:
+        """Find or create the custom contact field ``name``; idempotent."""
+        raise NotImplementedError("subclasses of CrmAdapter must provide an ensure_custom_field() method")

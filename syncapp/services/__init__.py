@@ -1,0 +1,1 @@
+"""Writes. Every function is keyword-only; callers never save models themselves."""

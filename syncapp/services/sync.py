@@ -1,0 +1,385 @@
+"""Run a sync: load a batch, let the engine plan it, write the plan to both sides.
+
+Every run holds its connection's lock, and every step is idempotent: a run that dies halfway
+leaves outbox rows and cursors from which the next run finishes the work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from syncapp.engine import ContactRecord, LinkState, LocalState, PairPlan, Plan, Policy, RemoteState, plan_batch
+from syncapp.exceptions import SyncError, ValidationError
+from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
+from syncapp.providers import get_adapter
+from syncapp.providers.base import WriteResult
+from syncapp.services.connections import connection_lock
+from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
+from syncapp.services.outbox import push_schedule_clear
+
+logger = logging.getLogger(__name__)
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class SyncCounts:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    excluded: int = 0
+    planned: list[PairPlan] = field(default_factory=list)
+
+
+class ConnectionSync:
+    """One run against one connection. Created and driven by ``connection_sync``."""
+
+    def __init__(self, *, connection: CrmConnection, adapter, lock=None, dry_run: bool = False):
+        self.connection = connection
+        self.adapter = adapter
+        self.lock = lock
+        self.dry_run = dry_run
+        self.counts = SyncCounts()
+        self.policy = Policy(strategy=connection.conflict_strategy, field_owners=connection.field_priorities or {})
+        self.batch_size = min(settings.SYNC_BATCH_SIZE, adapter.max_batch_size)
+
+    # Entry points ---------------------------------------------------------------
+
+    def incremental(self) -> None:
+        """Read what changed since the saved cursor, saving the cursor after every page."""
+        for page in self.adapter.list_changed(cursor=self.connection.sync_cursor or None):
+            self.reconcile(remotes=page.records)
+            if page.cursor and not self.dry_run:
+                self.connection.sync_cursor = page.cursor
+                self.connection.save(update_fields=["sync_cursor"])
+            self._renew_lock()
+
+    def full(self) -> None:
+        """List every CRM record; only a complete listing may conclude that a record is gone."""
+        seen: set[str] = set()
+        cursor = None
+        for page in self.adapter.list_all():
+            self.reconcile(remotes=page.records)
+            seen.update(record.remote_id for record in page.records)
+            cursor = page.cursor or cursor
+            self._renew_lock()
+        missing = list(
+            self.connection.links.filter(remote_id__isnull=False, base_deleted=False)
+            .exclude(remote_id__in=seen)
+            .values_list("remote_id", flat=True)
+        )
+        for chunk in _chunks(missing, self.batch_size):
+            self.reconcile(remotes=[], absent=frozenset(chunk))
+        # The listing matched every CRM record by email already: the rest are created.
+        unlinked = list(
+            Contact.objects.filter(tenant_id=self.connection.tenant_id, deleted_at__isnull=True)
+            .exclude(links__connection=self.connection, links__remote_id__isnull=False)
+            .values_list("pk", flat=True)
+        )
+        for chunk in _chunks(unlinked, self.batch_size):
+            self.reconcile(remotes=[], contact_ids=set(chunk))
+        if not self.dry_run:
+            self.connection.last_full_sync_at = timezone.now()
+            self.connection.sync_cursor = cursor or self.connection.sync_cursor
+            self.connection.save(update_fields=["last_full_sync_at", "sync_cursor"])
+
+    def hinted(self, remote_ids: list[str]) -> None:
+        """Re-read the records a webhook named; a notification is a hint, the CRM's state is the truth."""
+        for chunk in _chunks(sorted(set(remote_ids)), self.batch_size):
+            remotes = self.adapter.read_many(chunk)
+            returned = {remote.remote_id for remote in remotes}
+            returned.update(merged for remote in remotes for merged in remote.merged_ids)
+            self.reconcile(remotes=remotes, absent=frozenset(set(chunk) - returned))
+
+    def push(self) -> None:
+        """Drain the outbox: reconcile each changed contact against a fresh read of its CRM record."""
+        push_schedule_clear(connection_id=self.connection.pk)
+        pending = OutboxEntry.objects.filter(connection=self.connection, attempts__lt=settings.MAX_RETRY_ATTEMPTS)
+        # Rows written while this push runs (including requeued ones) wait for the next push.
+        last_id = pending.aggregate(last=Max("pk"))["last"] or 0
+        after_id = 0
+        while batch := list(
+            pending.filter(pk__gt=after_id, pk__lte=last_id)
+            .order_by("pk")
+            .values_list("pk", "contact_id")[: self.batch_size]
+        ):
+            after_id = batch[-1][0]
+            entry_ids = [pk for pk, _ in batch]
+            try:
+                self._push_contacts({contact_id for _, contact_id in batch})
+            except SyncError as exc:
+                OutboxEntry.objects.filter(pk__in=entry_ids).update(attempts=F("attempts") + 1, last_error=str(exc))
+                raise
+            if not self.dry_run:
+                OutboxEntry.objects.filter(pk__in=entry_ids).delete()
+            self._renew_lock()
+
+    def _push_contacts(self, contact_ids: set[int]) -> None:
+        links = ContactLink.objects.filter(connection=self.connection, contact_id__in=contact_ids)
+        linked_ids = [link.remote_id for link in links if link.remote_id]
+        remotes = self.adapter.read_many(linked_ids) if linked_ids else []
+        returned = {remote.remote_id for remote in remotes} | {m for remote in remotes for m in remote.merged_ids}
+        linked_contacts = {link.contact_id for link in links if link.remote_id}
+        emails = list(
+            Contact.objects.filter(pk__in=contact_ids - linked_contacts, deleted_at__isnull=True)
+            .exclude(email="")
+            .values_list("email", flat=True)
+        )
+        if emails:
+            remotes += self.adapter.find_by_emails(emails)
+        self.reconcile(remotes=remotes, contact_ids=contact_ids, absent=frozenset(set(linked_ids) - returned))
+
+    # The batch: load, plan, apply ------------------------------------------------
+
+    def reconcile(
+        self, *, remotes: list[RemoteState], contact_ids: set[int] = frozenset(), absent: frozenset = frozenset()
+    ) -> Plan:
+        remotes = list({remote.remote_id: remote for remote in remotes}.values())
+        remote_ids = {remote.remote_id for remote in remotes} | set(absent)
+        remote_ids.update(merged for remote in remotes for merged in remote.merged_ids)
+        links = list(
+            ContactLink.objects.filter(connection=self.connection).filter(
+                Q(remote_id__in=remote_ids) | Q(contact_id__in=contact_ids)
+            )
+        )
+        emails = {remote.record.email for remote in remotes if remote.record.email}
+        contacts = Contact.objects.filter(tenant_id=self.connection.tenant_id).filter(
+            Q(pk__in={link.contact_id for link in links} | set(contact_ids))
+            | Q(email__in=emails, deleted_at__isnull=True)
+        )
+        contacts_by_id = {contact.pk: contact for contact in contacts}
+        # Contacts found by email may be linked already: their links decide, not the email.
+        extra = set(contacts_by_id) - {link.contact_id for link in links}
+        links += list(ContactLink.objects.filter(connection=self.connection, contact_id__in=extra))
+        plan = plan_batch(
+            locals=[
+                LocalState(
+                    contact_id=contact.pk,
+                    record=contact.to_record(),
+                    deleted=contact.is_deleted,
+                    modified_at=contact.updated_at,
+                )
+                for contact in contacts_by_id.values()
+            ],
+            remotes=remotes,
+            links=[
+                LinkState(
+                    contact_id=link.contact_id,
+                    remote_id=link.remote_id,
+                    base=ContactRecord.from_dict(link.base),
+                    deleted=link.base_deleted,
+                    remote_version=link.remote_version,
+                )
+                for link in links
+            ],
+            policy=self.policy,
+            absent_remote_ids=frozenset(absent),
+        )
+        self._record_exclusions(plan)
+        if self.dry_run:
+            self.counts.planned.extend(pair for pair in plan.pairs if not pair.is_noop)
+            self._count_plan(plan)
+            return plan
+        results = self._write_remote(plan.pairs)
+        links_by_contact = {link.contact_id: link for link in links}
+        for pair in plan.pairs:
+            self._apply_pair(pair, results.get(id(pair)), contacts_by_id, links_by_contact)
+        return plan
+
+    def _count_plan(self, plan: Plan) -> None:
+        for pair in plan.pairs:
+            self._count_pair(pair)
+
+    def _count_pair(self, pair: PairPlan) -> None:
+        ops = {pair.local_op, pair.remote_op} - {""}
+        if ops & {"create"}:
+            self.counts.created += 1
+        elif ops & {"delete", "archive"}:
+            self.counts.deleted += 1
+        elif ops:
+            self.counts.updated += 1
+        else:
+            self.counts.unchanged += 1
+        self.counts.conflicts += len(pair.conflicts)
+
+    def _record_exclusions(self, plan: Plan) -> None:
+        self.counts.excluded += len(plan.excluded)
+        if self.dry_run:
+            return
+        for exclusion in plan.excluded:
+            ExcludedRecord.objects.update_or_create(
+                connection=self.connection,
+                side=exclusion.side,
+                record_id=exclusion.record_id,
+                defaults={"email": exclusion.email, "reason": exclusion.reason},
+            )
+
+    def _write_remote(self, pairs: list[PairPlan]) -> dict[int, WriteResult]:
+        """Send the CRM writes in batches; return each pair's result by ``id(pair)``."""
+        results: dict[int, WriteResult] = {}
+        by_op: dict[str, list[PairPlan]] = {}
+        for pair in pairs:
+            if pair.remote_op:
+                by_op.setdefault(pair.remote_op, []).append(pair)
+        for op, batch in by_op.items():
+            for chunk in _chunks(batch, self.batch_size):
+                if op == "create":
+                    outcomes = self.adapter.create_many([ContactRecord.from_dict(p.remote_values) for p in chunk])
+                elif op == "update":
+                    outcomes = self.adapter.update_many([(p.remote_id, p.remote_values) for p in chunk])
+                elif op == "archive":
+                    outcomes = self.adapter.archive_many([p.remote_id for p in chunk])
+                else:
+                    outcomes = [
+                        self.adapter.restore(p.remote_id, ContactRecord.from_dict(p.remote_values)) for p in chunk
+                    ]
+                results.update({id(pair): outcome for pair, outcome in zip(chunk, outcomes, strict=True)})
+        return results
+
+    def _apply_pair(self, pair: PairPlan, result: WriteResult | None, contacts_by_id, links_by_contact) -> None:
+        self._count_pair(pair)
+        link = links_by_contact.get(pair.contact_id)
+        with transaction.atomic():
+            try:
+                contact = self._write_local(pair, contacts_by_id.get(pair.contact_id))
+            except ValidationError as exc:
+                self.counts.errors += 1
+                if link:
+                    link.status, link.last_error = ContactLink.Status.ERROR, f"Could not update the app contact: {exc}"
+                    link.save(update_fields=["status", "last_error"])
+                else:
+                    self.counts.excluded += 1
+                    ExcludedRecord.objects.update_or_create(
+                        connection=self.connection,
+                        side=ExcludedRecord.Side.CRM,
+                        record_id=pair.remote_id,
+                        defaults={"email": pair.local_values.get("email", ""), "reason": str(exc)},
+                    )
+                return
+            link = link or ContactLink(connection=self.connection, contact=contact)
+            self._update_link(link, pair, result)
+            self._record_conflicts(link, pair)
+
+    def _write_local(self, pair: PairPlan, contact: Contact | None) -> Contact:
+        source = self.connection.pk
+        if pair.local_op == "create":
+            return contact_create(tenant=self.connection.tenant, values=pair.local_values, source_connection_id=source)
+        if pair.local_op == "update":
+            return contact_update(contact=contact, values=pair.local_values, source_connection_id=source)
+        if pair.local_op == "delete":
+            return contact_delete(contact=contact, source_connection_id=source)
+        if pair.local_op == "restore":
+            return contact_restore(contact=contact, values=pair.local_values, source_connection_id=source)
+        return contact
+
+    def _update_link(self, link: ContactLink, pair: PairPlan, result: WriteResult | None) -> None:
+        remote_ok = result is None or result.ok
+        link.last_synced_at = timezone.now()
+        if remote_ok:
+            link.remote_id = (result.remote_id if result and result.remote_id else None) or pair.remote_id
+            link.base, link.base_deleted = pair.base.as_dict(), pair.deleted
+            link.remote_version = (result.version if result else "") or pair.remote_version
+            link.status, link.last_error = ContactLink.Status.OK, ""
+        elif result.existing_remote_id:
+            # The CRM already holds this email: link to that record; the next push merges both.
+            link.remote_id, link.base, link.base_deleted = result.existing_remote_id, {}, False
+            link.status, link.last_error = ContactLink.Status.PENDING, result.error
+            self._requeue(link.contact, result.error)
+        else:
+            self.counts.errors += 1
+            link.remote_id = pair.remote_id
+            link.base = pair.base_if_remote_fails.as_dict() if pair.base_if_remote_fails else {}
+            link.base_deleted = pair.deleted_if_remote_fails
+            link.status, link.last_error = ContactLink.Status.ERROR, result.error
+            if result.retryable:
+                self._requeue(link.contact, result.error)
+        if pair.conflicts and self.policy.strategy == "manual_review":
+            link.status = ContactLink.Status.CONFLICT
+        link.save()
+
+    def _requeue(self, contact: Contact, error: str) -> None:
+        """Leave a push for the next run, counting the attempts so a lasting failure stops retrying."""
+        entry = OutboxEntry.objects.filter(connection=self.connection, contact=contact).order_by("pk").first()
+        attempts = entry.attempts + 1 if entry else 1
+        OutboxEntry.objects.create(connection=self.connection, contact=contact, attempts=attempts, last_error=error)
+
+    def _record_conflicts(self, link: ContactLink, pair: PairPlan) -> None:
+        for conflict in pair.conflicts:
+            open_conflicts = SyncConflict.objects.filter(link=link, field=conflict.field, resolution="open")
+            if (
+                conflict.winner is None
+                and open_conflicts.filter(local_value=conflict.local_value, remote_value=conflict.remote_value).exists()
+            ):
+                continue  # the same undecided conflict, seen again
+            SyncConflict.objects.create(
+                link=link,
+                field=conflict.field,
+                local_value=conflict.local_value,
+                remote_value=conflict.remote_value,
+                local_modified_at=conflict.local_modified_at,
+                remote_modified_at=conflict.remote_modified_at,
+                strategy=conflict.strategy,
+                winner=conflict.winner or "",
+                resolution=SyncConflict.Resolution.OPEN
+                if conflict.winner is None
+                else SyncConflict.Resolution.AUTOMATIC,
+            )
+
+    def _renew_lock(self) -> None:
+        if self.lock:
+            self.lock.renew()
+
+
+def connection_sync(
+    *,
+    connection: CrmConnection,
+    trigger: str = SyncRun.Trigger.INCREMENTAL,
+    full: bool = False,
+    remote_ids: list[str] | None = None,
+    dry_run: bool = False,
+    adapter=None,
+) -> SyncRun:
+    """Run one sync of ``connection`` and return its SyncRun.
+
+    Reads the CRM (everything with ``full``, only ``remote_ids`` when a webhook named them, else
+    what changed since the cursor), then drains the outbox. Raises SyncAlreadyRunningError when
+    another sync holds the connection.
+    """
+    adapter = adapter or get_adapter(connection)
+    with connection_lock(connection) as lock:
+        connection.refresh_from_db()
+        run = SyncRun.objects.create(connection=connection, trigger=trigger)
+        sync = ConnectionSync(connection=connection, adapter=adapter, lock=lock, dry_run=dry_run)
+        try:
+            if remote_ids is not None:
+                sync.hinted(remote_ids)
+            elif full:
+                sync.full()
+            elif trigger != SyncRun.Trigger.PUSH:
+                sync.incremental()
+            sync.push()
+            run.status = SyncRun.Status.SUCCEEDED
+        except SyncError as exc:
+            logger.warning("sync run %s of connection %s failed: %s", run.pk, connection.pk, exc)
+            run.status, run.error = SyncRun.Status.FAILED, str(exc)
+        finally:
+            for name in ("created", "updated", "deleted", "unchanged", "conflicts", "errors", "excluded"):
+                setattr(run, name, getattr(sync.counts, name))
+            run.api_calls = adapter.api_calls
+            run.finished_at = timezone.now()
+            run.save()
+        run.plan = sync.counts.planned
+        return run
