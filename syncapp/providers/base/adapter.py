@@ -62,7 +62,10 @@ class CrmAdapter:
     # Reads -------------------------------------------------------------------
 
     def list_all(self) -> Iterator[RemotePage]:
-        """Yield every live record, page by page; exhausting the iterator means the listing is complete."""
+        """Yield every live record, page by page; exhausting the iterator means the listing is complete.
+
+        The last page's cursor is where ``list_changed`` continues afterwards.
+        """
         raise NotImplementedError("subclasses of CrmAdapter must provide a list_all() method")
 
     def list_changed(self, *, cursor: str | None) -> Iterator[RemotePage]:

@@ -1,0 +1,48 @@
+"""Resolving conflicts by hand: restore a losing value, or pick one under manual review."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from syncapp.exceptions import ValidationError
+from syncapp.models import SyncConflict
+from syncapp.services.contacts import contact_update
+from syncapp.services.outbox import outbox_enqueue
+
+
+def _apply(*, conflict: SyncConflict, value: str, resolution: str, user) -> SyncConflict:
+    link = conflict.link
+    # The CRM still holds remote_value: with it as the base, a different app value is a plain push.
+    link.base = {**link.base, conflict.field: conflict.remote_value}
+    link.save(update_fields=["base"])
+    if getattr(link.contact, conflict.field) == value:
+        # The app already holds the value; only this link's CRM needs it.
+        outbox_enqueue(contact=link.contact)
+    else:
+        contact_update(contact=link.contact, values={conflict.field: value})
+    conflict.resolution, conflict.resolved_by, conflict.resolved_at = resolution, user, timezone.now()
+    conflict.save(update_fields=["resolution", "resolved_by", "resolved_at"])
+    return conflict
+
+
+@transaction.atomic
+def conflict_restore(*, conflict: SyncConflict, user) -> SyncConflict:
+    """Put the value that lost back on the contact; it then reaches every connected CRM."""
+    if conflict.resolution != SyncConflict.Resolution.AUTOMATIC:
+        raise ValidationError("Only a conflict the strategy resolved can have its losing value restored.")
+    return _apply(
+        conflict=conflict, value=conflict.losing_value, resolution=SyncConflict.Resolution.RESTORED, user=user
+    )
+
+
+@transaction.atomic
+def conflict_pick(*, conflict: SyncConflict, winner: str, user) -> SyncConflict:
+    """Decide a conflict waiting for manual review: ``winner`` is "app" or "crm"."""
+    if conflict.resolution != SyncConflict.Resolution.OPEN:
+        raise ValidationError("This conflict is already resolved.")
+    if winner not in (SyncConflict.Winner.APP, SyncConflict.Winner.CRM):
+        raise ValidationError("Pick 'app' or 'crm'.")
+    value = conflict.local_value if winner == SyncConflict.Winner.APP else conflict.remote_value
+    conflict.winner = winner
+    conflict.save(update_fields=["winner"])
+    resolution = SyncConflict.Resolution.PICKED_APP if winner == "app" else SyncConflict.Resolution.PICKED_CRM
+    return _apply(conflict=conflict, value=value, resolution=resolution, user=user)

@@ -1,0 +1,30 @@
+import pytest
+
+from syncapp.services.connections import connection_create
+from syncapp.services.tenants import tenant_create
+from tests.fakes import InMemoryCrm
+
+
+@pytest.fixture(autouse=True)
+def memory_provider(settings):
+    settings.SYNCAPP_PROVIDERS = {**settings.SYNCAPP_PROVIDERS, "memory": "tests.fakes.InMemoryAdapter"}
+    settings.SYNC_ENCRYPTION_KEY = "test-key"
+    InMemoryCrm.accounts.clear()
+
+
+@pytest.fixture
+def tenant(db):
+    return tenant_create(slug="acme", name="Acme", username="alice", password="pw-alice-123")
+
+
+def make_connection(tenant, account_id="crm-1", *, unique_emails=True, **kwargs):
+    crm = InMemoryCrm(account_id, unique_emails=unique_emails)
+    connection = connection_create(
+        tenant=tenant, provider="memory", account_id=account_id, credentials={"token": "secret-token"}, **kwargs
+    )
+    return connection, crm
+
+
+@pytest.fixture
+def connection_and_crm(tenant):
+    return make_connection(tenant)

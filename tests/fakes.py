@@ -1,0 +1,270 @@
+"""An in-memory CRM and the adapter that talks to it: a test double for the provider contract.
+
+The CRM behaves like the real ones where sync correctness depends on it: ids, versions,
+archived records, merges, unique emails (HubSpot) or duplicates allowed (Pipedrive), and
+failures injected on request, either before a call takes effect or after (a lost response).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from syncapp.engine import FIELDS, ContactRecord, RemoteState
+from syncapp.exceptions import TransientProviderError
+from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
+
+
+@dataclass
+class StoredRecord:
+    id: str
+    values: dict[str, str]
+    seq: int
+    modified_at: object
+    archived: bool = False
+    merged_ids: list[str] = field(default_factory=list)
+
+
+class InMemoryCrm:
+    accounts: dict[str, InMemoryCrm] = {}
+
+    def __init__(self, account_id: str, *, unique_emails: bool = True, page_size: int = 3):
+        self.account_id = account_id
+        self.unique_emails = unique_emails
+        self.page_size = page_size
+        self.records: dict[str, StoredRecord] = {}
+        self.merged_into: dict[str, str] = {}
+        self.custom_fields: dict[str, str] = {}
+        self._ids = itertools.count(101)
+        self._seq = itertools.count(1)
+        self.calls: list[str] = []
+        # (remote id, field, value) for every value an API write set.
+        self.api_writes: list[tuple[str, str, str]] = []
+        # Each item is "before" (the call fails, nothing happens) or "after" (it happens, the reply is lost).
+        self.failures: list[str] = []
+        # Values the CRM refuses with a 400, like an invalid phone number.
+        self.invalid_values: set[str] = set()
+        InMemoryCrm.accounts[account_id] = self
+
+    # What a CRM user does in the CRM's own UI ------------------------------------
+
+    def user_create(self, **values) -> str:
+        return self._create(values).id
+
+    def user_edit(self, remote_id: str, **values) -> None:
+        self._write(self.records[remote_id], values)
+
+    def user_delete(self, remote_id: str) -> None:
+        record = self.records[remote_id]
+        record.archived = True
+        self._touch(record)
+
+    def user_restore(self, remote_id: str) -> None:
+        record = self.records[remote_id]
+        record.archived = False
+        self._touch(record)
+
+    def user_merge(self, primary_id: str, merged_id: str) -> None:
+        primary, merged = self.records[primary_id], self.records.pop(merged_id)
+        primary.merged_ids.append(merged_id)
+        for name, value in merged.values.items():
+            primary.values.setdefault(name, value)
+        self.merged_into[merged_id] = primary_id
+        self._touch(primary)
+
+    # Views used by assertions ------------------------------------------------------
+
+    def live(self) -> dict[str, dict[str, str]]:
+        return {r.id: self._full(r) for r in self.live_records()}
+
+    def live_records(self) -> list[StoredRecord]:
+        return [r for r in self.records.values() if not r.archived]
+
+    def live_record(self, remote_id: str) -> ContactRecord:
+        return ContactRecord.from_dict(self.records[remote_id].values)
+
+    # Internals ---------------------------------------------------------------------
+
+    def _full(self, record: StoredRecord) -> dict[str, str]:
+        return {name: record.values.get(name, "") for name in FIELDS}
+
+    def _touch(self, record: StoredRecord) -> None:
+        record.seq = next(self._seq)
+        record.modified_at = timezone.now()
+
+    def _create(self, values: dict) -> StoredRecord:
+        record = StoredRecord(id=str(next(self._ids)), values={}, seq=0, modified_at=None)
+        self.records[record.id] = record
+        self._write(record, values)
+        return record
+
+    def _write(self, record: StoredRecord, values: dict) -> None:
+        record.values.update({k: v for k, v in values.items()})
+        self._touch(record)
+
+    def email_owner(self, email: str, *, exclude: str | None = None) -> str | None:
+        email = email.strip().lower()
+        for record in self.records.values():
+            if not record.archived and record.id != exclude and record.values.get("email", "").lower() == email:
+                return record.id
+        return None
+
+    def state(self, record: StoredRecord) -> RemoteState:
+        return RemoteState(
+            remote_id=record.id,
+            record=ContactRecord.from_dict(record.values),
+            deleted=record.archived,
+            modified_at=record.modified_at,
+            version=str(record.seq),
+            merged_ids=tuple(record.merged_ids),
+        )
+
+    def call(self, name: str, effect):
+        """Run one API call, honouring injected failures."""
+        self.calls.append(name)
+        mode = self.failures.pop(0) if self.failures else None
+        if mode == "before":
+            raise TransientProviderError(f"{name}: 503 Service Unavailable", status=503)
+        result = effect()
+        if mode == "after":
+            raise TransientProviderError(f"{name}: connection reset after the write", status=None)
+        return result
+
+
+class InMemoryAdapter(CrmAdapter):
+    id = "memory"
+    name = "In-memory CRM"
+
+    @property
+    def crm(self) -> InMemoryCrm:
+        return InMemoryCrm.accounts[self.connection.account_id]
+
+    def _call(self, name, effect):
+        self.api_calls += 1
+        return self.crm.call(name, effect)
+
+    def _pages(self, name, matching, order, cursor=None):
+        """Yield pages, one API call each, resuming after the last record of the previous page."""
+        after = None
+        while True:
+            page = self._call(
+                name,
+                lambda after=after: sorted(
+                    (r for r in self.crm.records.values() if matching(r) and (after is None or order(r) > after)),
+                    key=order,
+                )[: self.crm.page_size],
+            )
+            if not page:
+                return
+            after = order(page[-1])
+            yield RemotePage(records=[self.crm.state(r) for r in page], cursor=cursor or str(max(r.seq for r in page)))
+
+    def list_all(self):
+        # An incremental listing continues from the high-water mark of when this listing began.
+        high_water = str(max((r.seq for r in self.crm.records.values()), default=0))
+        yield from self._pages("list_all", lambda r: not r.archived, lambda r: int(r.id), cursor=high_water)
+
+    def list_changed(self, *, cursor):
+        since = int(cursor or 0)
+        yield from self._pages("list_changed", lambda r: r.seq > since, lambda r: r.seq)
+
+    def read_many(self, remote_ids):
+        def effect():
+            found = {}
+            for rid in remote_ids:
+                rid = self.crm.merged_into.get(rid, rid)
+                record = self.crm.records.get(rid)
+                if record and not record.archived:
+                    found[rid] = self.crm.state(record)
+            return list(found.values())
+
+        return self._call("read_many", effect)
+
+    def find_by_emails(self, emails):
+        wanted = {email.lower() for email in emails}
+        return self._call(
+            "find_by_emails",
+            lambda: [self.crm.state(r) for r in self.crm.live_records() if r.values.get("email", "").lower() in wanted],
+        )
+
+    def create_many(self, records):
+        def effect():
+            results = []
+            for record in records:
+                owner = self.crm.email_owner(record.email) if self.crm.unique_emails and record.email else None
+                if owner:
+                    results.append(
+                        WriteResult(
+                            ok=False, existing_remote_id=owner, error=f"Contact already exists. Existing ID: {owner}"
+                        )
+                    )
+                    continue
+                values = {k: v for k, v in record.as_dict().items() if v}
+                stored = self.crm._create(values)
+                self.crm.api_writes.extend((stored.id, k, v) for k, v in values.items())
+                results.append(WriteResult(ok=True, remote_id=stored.id, version=str(stored.seq)))
+            return results
+
+        return self._call("create_many", effect)
+
+    def update_many(self, changes):
+        def effect():
+            results = []
+            for remote_id, values in changes:
+                record = self.crm.records.get(remote_id)
+                if record is None or record.archived:
+                    results.append(WriteResult(ok=False, error=f"Record {remote_id} not found (404)"))
+                    continue
+                if (
+                    values.get("email")
+                    and self.crm.unique_emails
+                    and self.crm.email_owner(values["email"], exclude=remote_id)
+                ):
+                    results.append(WriteResult(ok=False, error="A contact with this email already exists (409)"))
+                    continue
+                refused = self.crm.invalid_values & set(values.values())
+                if refused:
+                    results.append(WriteResult(ok=False, error=f"Property values were not valid: {sorted(refused)}"))
+                    continue
+                self.crm._write(record, values)
+                self.crm.api_writes.extend((remote_id, k, v) for k, v in values.items())
+                results.append(WriteResult(ok=True, remote_id=remote_id, version=str(record.seq)))
+            return results
+
+        return self._call("update_many", effect)
+
+    def archive_many(self, remote_ids):
+        def effect():
+            results = []
+            for remote_id in remote_ids:
+                record = self.crm.records.get(remote_id)
+                if record is not None and not record.archived:
+                    record.archived = True
+                    self.crm._touch(record)
+                # Archiving something already gone is a success: the goal state holds.
+                results.append(WriteResult(ok=True, remote_id=remote_id, version=str(record.seq) if record else ""))
+            return results
+
+        return self._call("archive_many", effect)
+
+    def restore(self, remote_id, record):
+        def effect():
+            stored = self.crm.records.get(remote_id)
+            if stored is None:
+                stored = self.crm._create({})
+            stored.archived = False
+            self.crm._write(stored, record.as_dict())
+            self.crm.api_writes.extend((stored.id, k, v) for k, v in record.as_dict().items())
+            return WriteResult(ok=True, remote_id=stored.id, version=str(stored.seq))
+
+        return self._call("restore", effect)
+
+    def ensure_custom_field(self, *, name, label):
+        def effect():
+            created = name not in self.crm.custom_fields
+            self.crm.custom_fields.setdefault(name, label)
+            return CustomFieldResult(key=name, created=created, label=label)
+
+        return self._call("ensure_custom_field", effect)

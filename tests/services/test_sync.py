@@ -1,0 +1,298 @@
+"""Sync runs against the in-memory CRM: the design's rules end to end through the database."""
+
+import pytest
+
+from syncapp.exceptions import SyncAlreadyRunningError
+from syncapp.models import Contact, ContactLink, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
+from syncapp.services.connections import connection_lock
+from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
+from syncapp.services.sync import connection_sync
+from tests.conftest import make_connection
+
+pytestmark = pytest.mark.django_db
+
+
+def sync(connection, **kwargs):
+    run = connection_sync(connection=connection, **kwargs)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    return run
+
+
+def test_first_full_sync_links_by_email_and_creates_what_is_missing_on_each_side(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    contact_create(tenant=tenant, values={"email": "Ada@Example.com", "first_name": "Ada"})
+    contact_create(tenant=tenant, values={"email": "app-only@example.com"})
+    shared = crm.user_create(email="ada@example.com", last_name="Lovelace")
+    crm.user_create(email="crm-only@example.com", first_name="Cy")
+
+    run = sync(connection, full=True)
+
+    ada = Contact.objects.get(email="ada@example.com")
+    assert (ada.first_name, ada.last_name) == ("Ada", "Lovelace")
+    assert crm.live()[shared]["first_name"] == "Ada"
+    assert Contact.objects.filter(tenant=tenant, email="crm-only@example.com", first_name="Cy").exists()
+    assert sorted(r["email"] for r in crm.live().values()) == [
+        "ada@example.com",
+        "app-only@example.com",
+        "crm-only@example.com",
+    ]
+    assert ContactLink.objects.filter(connection=connection).count() == 3
+    assert (run.created, run.updated) == (2, 1)
+    assert run.api_calls == len(crm.calls)
+
+
+def test_app_edit_reaches_the_crm_through_the_outbox_and_its_echo_changes_nothing(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    contact = contact_create(tenant=tenant, values={"email": "a@example.com"})
+    assert OutboxEntry.objects.filter(connection=connection, contact=contact).count() == 1
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    assert not OutboxEntry.objects.exists()
+
+    contact_update(contact=contact, values={"job_title": "CTO"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    assert crm.live()[remote_id]["job_title"] == "CTO"
+
+    writes_before = len(crm.api_writes)
+    echo = sync(connection)  # the poll sees our own write
+    assert (echo.updated, echo.conflicts) == (0, 0)
+    assert len(crm.api_writes) == writes_before
+
+
+def test_value_pulled_from_a_crm_is_not_pushed_back_but_fans_out_to_the_other_crm(tenant):
+    hub, hub_crm = make_connection(tenant, "hub")
+    pipe, pipe_crm = make_connection(tenant, "pipe", unique_emails=False)
+    hub_crm.user_create(email="b@example.com", phone="111")
+    sync(hub, full=True)
+    assert not OutboxEntry.objects.filter(connection=hub).exists()
+    assert OutboxEntry.objects.filter(connection=pipe).count() == 1
+
+    sync(pipe, trigger=SyncRun.Trigger.PUSH)
+    assert [r["phone"] for r in pipe_crm.live().values()] == ["111"]
+    assert not any(name in {"update_many", "create_many"} for name in hub_crm.calls)
+
+
+def test_true_conflict_is_logged_and_the_crm_wins_and_the_loser_can_be_restored(tenant, connection_and_crm):
+    from syncapp.services.conflicts import conflict_restore
+
+    connection, crm = connection_and_crm
+    contact = contact_create(tenant=tenant, values={"email": "c@example.com", "phone": "0"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    contact_update(contact=contact, values={"phone": "app"})
+    crm.user_edit(remote_id, phone="crm")
+
+    run = sync(connection)
+
+    contact.refresh_from_db()
+    assert contact.phone == "crm" and crm.live()[remote_id]["phone"] == "crm"
+    conflict = SyncConflict.objects.get()
+    assert (conflict.field, conflict.local_value, conflict.remote_value, conflict.winner) == (
+        "phone",
+        "app",
+        "crm",
+        "crm",
+    )
+    assert conflict.local_modified_at and conflict.remote_modified_at
+    assert run.conflicts == 1
+
+    conflict_restore(conflict=conflict, user=None)
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    contact.refresh_from_db()
+    assert contact.phone == "app" and crm.live()[remote_id]["phone"] == "app"
+    conflict.refresh_from_db()
+    assert conflict.resolution == SyncConflict.Resolution.RESTORED
+
+
+def test_manual_review_waits_for_a_person_and_logs_the_conflict_once(tenant):
+    from syncapp.services.conflicts import conflict_pick
+
+    connection, crm = make_connection(tenant, conflict_strategy="manual_review")
+    contact = contact_create(tenant=tenant, values={"email": "m@example.com", "phone": "0"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    contact_update(contact=contact, values={"phone": "app"})
+    crm.user_edit(remote_id, phone="crm")
+
+    sync(connection)
+    sync(connection, full=True)
+
+    contact.refresh_from_db()
+    assert contact.phone == "app" and crm.live()[remote_id]["phone"] == "crm"
+    conflict = SyncConflict.objects.get()
+    assert conflict.resolution == SyncConflict.Resolution.OPEN and conflict.winner == ""
+
+    conflict_pick(conflict=conflict, winner="app", user=None)
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    assert crm.live()[remote_id]["phone"] == "app"
+    assert SyncConflict.objects.get().resolution == SyncConflict.Resolution.PICKED_APP
+
+
+def test_deletes_and_restores_travel_both_ways(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    contact = contact_create(tenant=tenant, values={"email": "d@example.com"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+
+    contact_delete(contact=contact)
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    assert crm.live() == {}
+
+    contact_restore(contact=contact, values={"first_name": "Back"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    assert crm.live()[remote_id]["first_name"] == "Back"
+
+    crm.user_delete(remote_id)
+    sync(connection)
+    contact.refresh_from_db()
+    assert contact.is_deleted
+
+    crm.user_restore(remote_id)
+    sync(connection)
+    contact.refresh_from_db()
+    assert not contact.is_deleted
+
+
+def test_crm_merge_repoints_the_link_to_the_survivor(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    a = contact_create(tenant=tenant, values={"email": "a@example.com"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (old_id,) = crm.live()
+    survivor = crm.user_create(email="a2@example.com", first_name="Merged")
+    crm.user_merge(survivor, old_id)
+
+    sync(connection, remote_ids=[old_id, survivor])
+
+    link = ContactLink.objects.get(contact=a)
+    assert link.remote_id == survivor
+    a.refresh_from_db()
+    assert (a.email, a.first_name, a.is_deleted) == ("a2@example.com", "Merged", False)
+
+
+def test_full_listing_that_fails_midway_infers_no_deletions(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    for n in range(5):
+        contact_create(tenant=tenant, values={"email": f"p{n}@example.com"})
+    sync(connection, full=True)
+    crm.failures = ["before"]
+
+    run = connection_sync(connection=connection, full=True)
+
+    assert run.status == SyncRun.Status.FAILED and "503" in run.error
+    assert Contact.objects.filter(deleted_at__isnull=True).count() == 5
+    assert len(crm.live()) == 5
+
+
+def test_push_whose_reply_was_lost_is_retried_without_creating_a_duplicate(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    contact_create(tenant=tenant, values={"email": "lost@example.com"})
+    crm.failures = [None, "after"]  # find_by_emails answers, create_many's reply is lost
+    failed = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+    assert failed.status == SyncRun.Status.FAILED
+    assert OutboxEntry.objects.get().attempts == 1
+
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    assert len(crm.live()) == 1
+    assert ContactLink.objects.get().remote_id == next(iter(crm.live()))
+
+
+def test_duplicate_email_on_create_links_to_the_existing_crm_record(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    contact = contact_create(tenant=tenant, values={"email": "dup@example.com", "first_name": "App"})
+    # Created in the CRM between our lookup and our create: the create answers 409.
+    adapter_find = type(crm).call
+
+    def call(self, name, effect):
+        result = adapter_find(self, name, effect)
+        if name == "find_by_emails":
+            self.user_create(email="dup@example.com", last_name="Crm")
+        return result
+
+    type(crm).call = call
+    try:
+        sync(connection, trigger=SyncRun.Trigger.PUSH)
+    finally:
+        type(crm).call = adapter_find
+    link = ContactLink.objects.get(contact=contact)
+    assert link.status == ContactLink.Status.PENDING and "already exists" in link.last_error
+
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (record,) = crm.live().values()
+    assert (record["first_name"], record["last_name"]) == ("App", "Crm")
+
+
+def test_records_without_email_are_listed_as_excluded(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    crm.user_create(first_name="Nameless")
+    run = sync(connection, full=True)
+    assert run.excluded == 1
+    assert ExcludedRecord.objects.get(connection=connection).reason == "no email address"
+    assert not Contact.objects.exists()
+
+
+def test_permanent_crm_error_is_recorded_on_the_link_and_retried_after_the_next_edit(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    contact = contact_create(tenant=tenant, values={"email": "e@example.com"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    crm.invalid_values = {"not-a-phone"}
+    contact_update(contact=contact, values={"phone": "not-a-phone", "first_name": "Zed"})
+
+    run = sync(connection, trigger=SyncRun.Trigger.PUSH)
+
+    link = ContactLink.objects.get(contact=contact)
+    assert run.errors == 1
+    assert link.status == ContactLink.Status.ERROR and "not-a-phone" in link.last_error
+    assert crm.live()[remote_id]["first_name"] == ""
+    assert not OutboxEntry.objects.exists()  # a 400 is not retried blindly
+
+    crm.invalid_values = set()
+    contact_update(contact=contact, values={"phone": "+1 555"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    link.refresh_from_db()
+    assert link.status == ContactLink.Status.OK
+    assert crm.live()[remote_id]["first_name"] == "Zed"
+
+
+def test_incremental_sync_saves_its_cursor_after_every_page_and_resumes(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    for n in range(7):  # three pages of three
+        crm.user_create(email=f"i{n}@example.com")
+    crm.failures = [None, None, "before"]  # list_changed ok, then the third call fails mid-listing
+
+    failed = connection_sync(connection=connection)
+
+    assert failed.status == SyncRun.Status.FAILED
+    connection.refresh_from_db()
+    assert connection.sync_cursor  # progress kept
+    resumed = sync(connection)
+    assert Contact.objects.count() == 7
+    assert resumed.created < 7
+
+
+def test_one_sync_per_connection_at_a_time(tenant, connection_and_crm):
+    connection, _ = connection_and_crm
+    with connection_lock(connection), pytest.raises(SyncAlreadyRunningError):
+        connection_sync(connection=connection)
+    assert not SyncRun.objects.exists()
+    sync(connection)
+
+
+def test_a_lock_left_by_a_killed_worker_expires(tenant, connection_and_crm, settings):
+    connection, _ = connection_and_crm
+    settings.SYNC_LOCK_TTL = -1  # every lease is already expired
+    lock = connection_lock(connection)
+    lock.__enter__()  # never released, like a worker killed mid-run
+    sync(connection)
+
+
+def test_dry_run_plans_without_writing(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    contact_create(tenant=tenant, values={"email": "dry@example.com"})
+    crm.user_create(email="other@example.com")
+
+    run = sync(connection, full=True, dry_run=True)
+
+    assert {(p.local_op, p.remote_op) for p in run.plan} == {("", "create"), ("create", "")}
+    assert len(crm.live()) == 1 and Contact.objects.count() == 1
+    assert OutboxEntry.objects.count() == 1
