@@ -42,6 +42,8 @@ class InMemoryCrm:
         self.calls: list[str] = []
         # (remote id, field, value) for every value an API write set.
         self.api_writes: list[tuple[str, str, str]] = []
+        # (remote id, field, value) for every value a record ever held, whoever wrote it.
+        self.history: set[tuple[str, str, str]] = set()
         # Each item is "before" (the call fails, nothing happens) or "after" (it happens, the reply is lost).
         self.failures: list[str] = []
         # Values the CRM refuses with a 400, like an invalid phone number.
@@ -101,7 +103,8 @@ class InMemoryCrm:
         return record
 
     def _write(self, record: StoredRecord, values: dict) -> None:
-        record.values.update({k: v for k, v in values.items()})
+        record.values.update(values)
+        self.history.update((record.id, name, value) for name, value in values.items())
         self._touch(record)
 
     def email_owner(self, email: str, *, exclude: str | None = None) -> str | None:
