@@ -117,6 +117,9 @@ SYNC_BATCH_SIZE = env.int("SYNC_BATCH_SIZE", default=100)
 # lock expires after it.
 SYNC_LOCK_TTL = env.int("SYNC_LOCK_TTL", default=600)  # seconds
 
+# Where CRMs reach this deployment (webhook URLs are printed and registered with it).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+
 # CRM adapters by provider id: adding a CRM means one folder under syncapp/providers/ and one line here.
 SYNCAPP_PROVIDERS = env.dict("SYNCAPP_PROVIDERS", default={})
 

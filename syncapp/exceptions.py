@@ -13,6 +13,10 @@ class SyncAlreadyRunningError(SyncError):
     """Another sync holds this connection's lock."""
 
 
+class ConnectionInactiveError(SyncError):
+    """The connection is paused or disconnected: nothing syncs until it is resumed."""
+
+
 class ProviderError(SyncError):
     """A CRM call failed in a way that retrying will not fix (4xx other than 429)."""
 

@@ -11,6 +11,10 @@ from syncapp.crypto import decrypt_json, encrypt_json
 from syncapp.engine import ContactRecord
 
 
+def default_conflict_strategy() -> str:
+    return settings.CONFLICT_RESOLUTION_STRATEGY
+
+
 class Tenant(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
@@ -44,6 +48,8 @@ class Contact(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # field -> when that value was written, by the app or (for pulled values) by the CRM it came from.
+    field_modified_at = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -82,14 +88,20 @@ class CrmConnection(models.Model):
         RATE_LIMITED = "rate_limited", "Rate limited"
         DISCONNECTED = "disconnected", "Disconnected"
 
-    # Connections that still receive app changes (a paused one catches up when resumed).
+    # Connections that still collect app changes (a paused one catches up when resumed).
     LIVE_STATUSES = (Status.ACTIVE, Status.PAUSED, Status.ERROR, Status.RATE_LIMITED)
+    # Connections a sync may run for.
+    SYNCABLE_STATUSES = (Status.ACTIVE, Status.ERROR, Status.RATE_LIMITED)
 
     class Strategy(models.TextChoices):
         CRM_WINS = "crm_wins", "CRM wins"
         LATEST_WINS = "latest_wins", "Latest edit wins"
         MANUAL_REVIEW = "manual_review", "Manual review"
         FIELD_PRIORITY = "field_priority", "Per-field owner"
+
+    class OnCrmDelete(models.TextChoices):
+        DELETE_CONTACT = "delete_contact", "Delete the app contact"
+        RESTORE_RECORD = "restore_record", "Keep the app contact and restore the CRM record"
 
     class PronounsState(models.TextChoices):
         UNKNOWN = "unknown", "Not checked"
@@ -105,7 +117,8 @@ class CrmConnection(models.Model):
     webhook_key = models.CharField(max_length=64, unique=True, default=secrets.token_urlsafe, editable=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     status_message = models.TextField(blank=True)
-    conflict_strategy = models.CharField(max_length=20, choices=Strategy.choices, default=Strategy.CRM_WINS)
+    conflict_strategy = models.CharField(max_length=20, choices=Strategy.choices, default=default_conflict_strategy)
+    on_crm_delete = models.CharField(max_length=20, choices=OnCrmDelete.choices, default=OnCrmDelete.DELETE_CONTACT)
     field_priorities = models.JSONField(
         default=dict, blank=True, help_text='For field_priority: {"phone": "app", "email": "crm"}.'
     )
@@ -116,6 +129,8 @@ class CrmConnection(models.Model):
     last_full_sync_at = models.DateTimeField(null=True, blank=True)
     lock_owner = models.CharField(max_length=64, blank=True, editable=False)
     lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set while a push task waits in the queue, so a burst of edits queues one task.
+    push_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -17,11 +17,14 @@ def tenant(db):
     return tenant_create(slug="acme", name="Acme", username="alice", password="pw-alice-123")
 
 
-def make_connection(tenant, account_id="crm-1", *, unique_emails=True, **kwargs):
+def make_connection(tenant, account_id="crm-1", *, unique_emails=True, on_crm_delete=None, **kwargs):
     crm = InMemoryCrm(account_id, unique_emails=unique_emails)
     connection = connection_create(
         tenant=tenant, provider="memory", account_id=account_id, credentials={"token": "secret-token"}, **kwargs
     )
+    if on_crm_delete:
+        connection.on_crm_delete = on_crm_delete
+        connection.save(update_fields=["on_crm_delete"])
     return connection, crm
 
 

@@ -73,7 +73,7 @@ def merge_fields(*, local: LocalState, remote: RemoteState, base: ContactRecord 
             winner = choose_winner(
                 field_name=name,
                 policy=policy,
-                local_modified_at=local.modified_at,
+                local_modified_at=local.modified_at_of(name),
                 remote_modified_at=remote.modified_at,
             )
             result.conflicts.append(
@@ -81,7 +81,7 @@ def merge_fields(*, local: LocalState, remote: RemoteState, base: ContactRecord 
                     field=name,
                     local_value=mine,
                     remote_value=theirs,
-                    local_modified_at=local.modified_at,
+                    local_modified_at=local.modified_at_of(name),
                     remote_modified_at=remote.modified_at,
                     strategy=policy.strategy,
                     winner=winner,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from .merge import Conflict, merge_fields
 from .records import ContactRecord, LinkState, LocalState, Policy, RemoteState
@@ -31,6 +32,8 @@ class PairPlan:
     base: ContactRecord | None = None
     deleted: bool = False
     remote_version: str = ""
+    # When the CRM says its record last changed: the time of any value pulled from it.
+    remote_modified_at: datetime | None = None
     conflicts: list[Conflict] = field(default_factory=list)
     # The base to keep if the CRM write fails, so the push is tried again next time.
     base_if_remote_fails: ContactRecord | None = None
@@ -66,9 +69,16 @@ class Plan:
 def plan_pair(*, local: LocalState, remote: RemoteState, link: LinkState | None, policy: Policy) -> PairPlan:
     """Reconcile one pair. Existence is merged first, like a field; field values only when both live."""
     base_deleted = link.deleted if link else False
-    plan = PairPlan(contact_id=local.contact_id, remote_id=remote.remote_id, remote_version=remote.version)
+    plan = PairPlan(
+        contact_id=local.contact_id,
+        remote_id=remote.remote_id,
+        remote_version=remote.version,
+        remote_modified_at=remote.modified_at,
+    )
     # Existence is three-way merged like a field; it cannot conflict, being a yes/no value.
     deleted = local.deleted if local.deleted != base_deleted else remote.deleted
+    if deleted and not local.deleted and not policy.crm_deletes_contact:
+        deleted = False  # the app keeps the contact, so the CRM record comes back
     if deleted:
         # Field changes wait: a later restore merges them against the untouched base.
         plan.base = link.base if link else remote.record
@@ -248,6 +258,7 @@ def _plan_first_contacts(
                 local_values=oldest.record.as_dict(),
                 base=oldest.record,
                 remote_version=oldest.version,
+                remote_modified_at=oldest.modified_at,
             )
         )
         _exclude_duplicates(plan, others, oldest.remote_id)

@@ -49,12 +49,20 @@ EMPTY = ContactRecord()
 
 @dataclass(frozen=True)
 class LocalState:
-    """An app contact as the engine sees it."""
+    """An app contact as the engine sees it.
+
+    ``field_modified_at`` holds when each field's value was written (by a person in the app, or by
+    the CRM a pulled value came from); ``modified_at`` stands in for fields without a time.
+    """
 
     contact_id: int
     record: ContactRecord
     deleted: bool = False
     modified_at: datetime | None = None
+    field_modified_at: dict[str, datetime] = field(default_factory=dict)
+
+    def modified_at_of(self, name: str) -> datetime | None:
+        return self.field_modified_at.get(name) or self.modified_at
 
 
 @dataclass(frozen=True)
@@ -90,3 +98,5 @@ class Policy:
     strategy: str = "crm_wins"
     # field -> "app" or "crm", used by the field_priority strategy; unlisted fields go to the CRM.
     field_owners: dict[str, str] = field(default_factory=dict)
+    # False: a record deleted in the CRM is restored there instead of deleting the app contact.
+    crm_deletes_contact: bool = True

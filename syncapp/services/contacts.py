@@ -1,5 +1,7 @@
 """App-side contact writes. Each one records its outbox rows in the same transaction."""
 
+from datetime import datetime
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -41,6 +43,11 @@ def _check_email_free(*, tenant_id: int, email: str, contact_id: int | None = No
         raise ValidationError(f"Another contact already uses the email address {email}.")
 
 
+def _stamp(contact: Contact, names, modified_at: datetime | None) -> None:
+    when = (modified_at or timezone.now()).isoformat()
+    contact.field_modified_at = {**contact.field_modified_at, **dict.fromkeys(names, when)}
+
+
 def _save(contact: Contact, **kwargs) -> None:
     try:
         with transaction.atomic():
@@ -51,19 +58,28 @@ def _save(contact: Contact, **kwargs) -> None:
 
 
 @transaction.atomic
-def contact_create(*, tenant: Tenant, values: dict, source_connection_id: int | None = None) -> Contact:
-    """Create a contact; ``source_connection_id`` is the connection it was pulled from, if any."""
+def contact_create(
+    *, tenant: Tenant, values: dict, source_connection_id: int | None = None, modified_at: datetime | None = None
+) -> Contact:
+    """Create a contact.
+
+    For values pulled from a CRM, ``source_connection_id`` is that connection (the change is not
+    sent back to it) and ``modified_at`` the CRM's own time of the change.
+    """
     cleaned = contact_clean(values)
     _check_email_free(tenant_id=tenant.pk, email=cleaned.get("email", ""))
     contact = Contact(tenant=tenant, **cleaned)
+    _stamp(contact, cleaned, modified_at)
     _save(contact)
     outbox_enqueue(contact=contact, exclude_connection_id=source_connection_id)
     return contact
 
 
 @transaction.atomic
-def contact_update(*, contact: Contact, values: dict, source_connection_id: int | None = None) -> Contact:
-    """Change some fields of a contact. Unchanged values write nothing and reach no CRM."""
+def contact_update(
+    *, contact: Contact, values: dict, source_connection_id: int | None = None, modified_at: datetime | None = None
+) -> Contact:
+    """Change some fields of a contact (see contact_create). Unchanged values write nothing and reach no CRM."""
     cleaned = contact_clean(values)
     changed = {name: value for name, value in cleaned.items() if getattr(contact, name) != value}
     if not changed:
@@ -72,7 +88,8 @@ def contact_update(*, contact: Contact, values: dict, source_connection_id: int 
         _check_email_free(tenant_id=contact.tenant_id, email=changed["email"], contact_id=contact.pk)
     for name, value in changed.items():
         setattr(contact, name, value)
-    _save(contact, update_fields=[*changed, "updated_at"])
+    _stamp(contact, changed, modified_at)
+    _save(contact, update_fields=[*changed, "field_modified_at", "updated_at"])
     outbox_enqueue(contact=contact, exclude_connection_id=source_connection_id)
     return contact
 
@@ -90,14 +107,19 @@ def contact_delete(*, contact: Contact, source_connection_id: int | None = None)
 
 @transaction.atomic
 def contact_restore(
-    *, contact: Contact, values: dict | None = None, source_connection_id: int | None = None
+    *,
+    contact: Contact,
+    values: dict | None = None,
+    source_connection_id: int | None = None,
+    modified_at: datetime | None = None,
 ) -> Contact:
-    """Bring a soft-deleted contact back (optionally with new values); its CRM records revive."""
+    """Bring a soft-deleted contact back, optionally with new values; its CRM records revive."""
+    if not contact.is_deleted:
+        return contact
     cleaned = contact_clean(values or {})
     for name, value in cleaned.items():
         setattr(contact, name, value)
-    if not contact.is_deleted and not cleaned:
-        return contact
+    _stamp(contact, cleaned, modified_at)
     _check_email_free(tenant_id=contact.tenant_id, email=contact.email, contact_id=contact.pk)
     contact.deleted_at = None
     _save(contact)

@@ -1,17 +1,20 @@
-"""The outbox: app-side changes waiting to reach each connection."""
+"""The outbox: app-side changes waiting to reach each connection, and the push tasks that drain it."""
 
-from django.core.cache import cache
+import random
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
 
 from syncapp.models import Contact, CrmConnection, OutboxEntry
 
-
-def _push_queued_key(connection_id: int) -> str:
-    return f"syncapp:push-queued:{connection_id}"
+PUSH_TASK = "syncapp.tasks.connection_push"
 
 
 def outbox_enqueue(*, contact: Contact, exclude_connection_id: int | None = None) -> list[int]:
-    """Record that ``contact`` changed for every active connection of its tenant but one.
+    """Record that ``contact`` changed for every live connection of its tenant but one.
 
     Must run inside the transaction that changed the contact, so the change and its outbox rows
     commit together. A push task is queued once the transaction commits.
@@ -27,15 +30,47 @@ def outbox_enqueue(*, contact: Contact, exclude_connection_id: int | None = None
     return connection_ids
 
 
-def push_schedule(*, connection_id: int) -> None:
-    """Queue one push task for a connection, unless one is already waiting."""
+def push_schedule(*, connection_id: int) -> bool:
+    """Queue one push task for an active connection unless one is already waiting; return whether queued."""
     from django_q.tasks import async_task
 
-    # One waiting push drains everything, so a burst of edits queues a single task.
-    if cache.add(_push_queued_key(connection_id), True, timeout=60):
-        async_task("syncapp.tasks.connection_push", connection_id, group=f"push-{connection_id}")
+    now = timezone.now()
+    # A flag older than the lock TTL belongs to a task the queue lost.
+    stale = now - timedelta(seconds=settings.SYNC_LOCK_TTL)
+    claimed = (
+        CrmConnection.objects.filter(pk=connection_id, status__in=CrmConnection.SYNCABLE_STATUSES)
+        .filter(Q(push_queued_at__isnull=True) | Q(push_queued_at__lt=stale))
+        .update(push_queued_at=now)
+    )
+    if claimed:
+        async_task(PUSH_TASK, connection_id, group=f"push-{connection_id}")
+    return bool(claimed)
 
 
 def push_schedule_clear(*, connection_id: int) -> None:
     """Let the next change queue a new push (called when a push starts)."""
-    cache.delete(_push_queued_key(connection_id))
+    CrmConnection.objects.filter(pk=connection_id).update(push_queued_at=None)
+
+
+def push_retry_delay(*, attempts: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before retrying: the CRM's Retry-After when given, else exponential backoff with jitter."""
+    if retry_after:
+        return retry_after
+    return 2**attempts * 15 * random.uniform(0.5, 1.5)
+
+
+def outbox_follow_up(*, connection: CrmConnection, retry_after: float | None = None) -> None:
+    """After a run, queue what is left: new changes at once, failed ones after a backoff."""
+    pending = OutboxEntry.objects.filter(connection=connection, attempts__lt=settings.MAX_RETRY_ATTEMPTS)
+    if pending.filter(attempts=0).exists():
+        push_schedule(connection_id=connection.pk)
+        return
+    attempts = pending.aggregate(most=Max("attempts"))["most"]
+    if attempts:
+        from django_q.models import Schedule
+        from django_q.tasks import schedule
+
+        name = f"contactsync-push-retry-{connection.pk}"
+        Schedule.objects.filter(name=name).delete()
+        delay = push_retry_delay(attempts=attempts, retry_after=retry_after)
+        schedule(PUSH_TASK, connection.pk, name=name, next_run=timezone.now() + timedelta(seconds=delay))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -16,13 +17,13 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from syncapp.engine import ContactRecord, LinkState, LocalState, PairPlan, Plan, Policy, RemoteState, plan_batch
-from syncapp.exceptions import SyncError, ValidationError
+from syncapp.exceptions import ConnectionInactiveError, SyncError, ValidationError
 from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
 from syncapp.providers import get_adapter
 from syncapp.providers.base import WriteResult
 from syncapp.services.connections import connection_lock
 from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
-from syncapp.services.outbox import push_schedule_clear
+from syncapp.services.outbox import outbox_follow_up, push_schedule_clear
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,11 @@ class ConnectionSync:
         self.lock = lock
         self.dry_run = dry_run
         self.counts = SyncCounts()
-        self.policy = Policy(strategy=connection.conflict_strategy, field_owners=connection.field_priorities or {})
+        self.policy = Policy(
+            strategy=connection.conflict_strategy,
+            field_owners=connection.field_priorities or {},
+            crm_deletes_contact=connection.on_crm_delete == CrmConnection.OnCrmDelete.DELETE_CONTACT,
+        )
         self.batch_size = min(settings.SYNC_BATCH_SIZE, adapter.max_batch_size)
 
     # Entry points ---------------------------------------------------------------
@@ -103,6 +108,7 @@ class ConnectionSync:
             returned = {remote.remote_id for remote in remotes}
             returned.update(merged for remote in remotes for merged in remote.merged_ids)
             self.reconcile(remotes=remotes, absent=frozenset(set(chunk) - returned))
+            self._renew_lock()
 
     def push(self) -> None:
         """Drain the outbox: reconcile each changed contact against a fresh read of its CRM record."""
@@ -171,6 +177,9 @@ class ConnectionSync:
                     record=contact.to_record(),
                     deleted=contact.is_deleted,
                     modified_at=contact.updated_at,
+                    field_modified_at={
+                        name: datetime.fromisoformat(when) for name, when in contact.field_modified_at.items()
+                    },
                 )
                 for contact in contacts_by_id.values()
             ],
@@ -197,6 +206,11 @@ class ConnectionSync:
         links_by_contact = {link.contact_id: link for link in links}
         for pair in plan.pairs:
             self._apply_pair(pair, results.get(id(pair)), contacts_by_id, links_by_contact)
+        # Records that sync now are no longer excluded.
+        ExcludedRecord.objects.filter(connection=self.connection).filter(
+            Q(side=ExcludedRecord.Side.CRM, record_id__in=[p.remote_id for p in plan.pairs if p.remote_id])
+            | Q(side=ExcludedRecord.Side.APP, record_id__in=[str(p.contact_id) for p in plan.pairs if p.contact_id])
+        ).delete()
         return plan
 
     def _count_plan(self, plan: Plan) -> None:
@@ -274,15 +288,16 @@ class ConnectionSync:
             self._record_conflicts(link, pair)
 
     def _write_local(self, pair: PairPlan, contact: Contact | None) -> Contact:
-        source = self.connection.pk
+        pulled = {"source_connection_id": self.connection.pk}
+        stamped = {**pulled, "modified_at": pair.remote_modified_at}
         if pair.local_op == "create":
-            return contact_create(tenant=self.connection.tenant, values=pair.local_values, source_connection_id=source)
+            return contact_create(tenant=self.connection.tenant, values=pair.local_values, **stamped)
         if pair.local_op == "update":
-            return contact_update(contact=contact, values=pair.local_values, source_connection_id=source)
+            return contact_update(contact=contact, values=pair.local_values, **stamped)
         if pair.local_op == "delete":
-            return contact_delete(contact=contact, source_connection_id=source)
+            return contact_delete(contact=contact, **pulled)
         if pair.local_op == "restore":
-            return contact_restore(contact=contact, values=pair.local_values, source_connection_id=source)
+            return contact_restore(contact=contact, values=pair.local_values, **stamped)
         return contact
 
     def _update_link(self, link: ContactLink, pair: PairPlan, result: WriteResult | None) -> None:
@@ -312,7 +327,13 @@ class ConnectionSync:
 
     def _requeue(self, contact: Contact, error: str) -> None:
         """Leave a push for the next run, counting the attempts so a lasting failure stops retrying."""
-        entry = OutboxEntry.objects.filter(connection=self.connection, contact=contact).order_by("pk").first()
+        entry = (
+            OutboxEntry.objects.filter(
+                connection=self.connection, contact=contact, attempts__lt=settings.MAX_RETRY_ATTEMPTS
+            )
+            .order_by("-attempts")
+            .first()
+        )
         attempts = entry.attempts + 1 if entry else 1
         OutboxEntry.objects.create(connection=self.connection, contact=contact, attempts=attempts, last_error=error)
 
@@ -356,9 +377,13 @@ def connection_sync(
 
     Reads the CRM (everything with ``full``, only ``remote_ids`` when a webhook named them, else
     what changed since the cursor), then drains the outbox. Raises SyncAlreadyRunningError when
-    another sync holds the connection.
+    another sync holds the connection, ConnectionInactiveError when it is paused or disconnected.
+    The returned run carries ``plan``: the pair plans with writes (filled in on a dry run).
     """
+    if connection.status not in CrmConnection.SYNCABLE_STATUSES:
+        raise ConnectionInactiveError(f"Connection {connection.pk} is {connection.get_status_display().lower()}.")
     adapter = adapter or get_adapter(connection)
+    retry_after = None
     with connection_lock(connection) as lock:
         connection.refresh_from_db()
         run = SyncRun.objects.create(connection=connection, trigger=trigger)
@@ -375,11 +400,14 @@ def connection_sync(
         except SyncError as exc:
             logger.warning("sync run %s of connection %s failed: %s", run.pk, connection.pk, exc)
             run.status, run.error = SyncRun.Status.FAILED, str(exc)
+            retry_after = getattr(exc, "retry_after", None)
         finally:
             for name in ("created", "updated", "deleted", "unchanged", "conflicts", "errors", "excluded"):
                 setattr(run, name, getattr(sync.counts, name))
             run.api_calls = adapter.api_calls
             run.finished_at = timezone.now()
             run.save()
-        run.plan = sync.counts.planned
-        return run
+    if not dry_run:
+        outbox_follow_up(connection=connection, retry_after=retry_after)
+    run.plan = sync.counts.planned
+    return run

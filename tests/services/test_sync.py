@@ -296,3 +296,51 @@ def test_dry_run_plans_without_writing(tenant, connection_and_crm):
     assert {(p.local_op, p.remote_op) for p in run.plan} == {("", "create"), ("create", "")}
     assert len(crm.live()) == 1 and Contact.objects.count() == 1
     assert OutboxEntry.objects.count() == 1
+
+
+def test_crm_delete_can_restore_the_crm_record_instead_of_deleting_the_contact(tenant):
+    connection, crm = make_connection(tenant, on_crm_delete="restore_record")
+    contact = contact_create(tenant=tenant, values={"email": "keep@example.com", "first_name": "Kept"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    crm.user_delete(remote_id)
+
+    sync(connection)
+
+    contact.refresh_from_db()
+    assert not contact.is_deleted
+    assert crm.live()[remote_id]["first_name"] == "Kept"
+
+
+def test_latest_wins_uses_the_crm_time_of_a_value_pulled_from_another_crm(tenant):
+    """A value fanned out from CRM A keeps A's edit time, not the time the sync wrote it into the app."""
+    a, crm_a = make_connection(tenant, "a", conflict_strategy="latest_wins")
+    b, crm_b = make_connection(tenant, "b", conflict_strategy="latest_wins")
+    contact_create(tenant=tenant, values={"email": "t@example.com"})
+    for connection in (a, b):
+        sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (id_a,), (id_b,) = crm_a.live(), crm_b.live()
+    crm_a.user_edit(id_a, phone="from-a")  # earlier edit
+    crm_b.user_edit(id_b, phone="from-b")  # later edit
+
+    sync(a)  # pulls from-a into the app now, after B's edit happened
+    sync(b)
+
+    conflict = SyncConflict.objects.get(link__connection=b)
+    assert (conflict.local_value, conflict.remote_value, conflict.winner) == ("from-a", "from-b", "crm")
+    assert conflict.local_modified_at == crm_a.records[id_a].modified_at
+    sync(a, trigger=SyncRun.Trigger.PUSH)
+    assert crm_a.live()[id_a]["phone"] == crm_b.live()[id_b]["phone"] == "from-b"
+
+
+def test_a_record_that_gains_an_email_is_no_longer_listed_as_excluded(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    remote_id = crm.user_create(first_name="Nameless")
+    sync(connection, full=True)
+    assert ExcludedRecord.objects.filter(connection=connection, record_id=remote_id).exists()
+
+    crm.user_edit(remote_id, email="found@example.com")
+    sync(connection)
+
+    assert not ExcludedRecord.objects.filter(connection=connection).exists()
+    assert Contact.objects.filter(email="found@example.com").exists()

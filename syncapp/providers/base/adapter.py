@@ -107,6 +107,10 @@ class CrmAdapter:
         (result,) = self.create_many([record])
         return result
 
+    def webhook_path(self) -> str | None:
+        """Return the path below PUBLIC_BASE_URL where this connection's CRM delivers webhooks, if any."""
+        return None
+
     # Custom fields --------------------------------------------------------------
 
     def ensure_custom_field(self, *, name: str, label: str) -> CustomFieldResult:

@@ -1,0 +1,45 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from syncapp.exceptions import ValidationError
+from syncapp.models import Tenant
+from syncapp.providers import provider_ids
+from syncapp.selectors.connections import connection_describe, connection_list
+from syncapp.services.connections import connection_create
+
+
+class Command(BaseCommand):
+    help = "Connect a CRM account to a tenant (`connection add`) or list connections (`connection list`)."
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True)
+        add = actions.add_parser("add", help="Connect a CRM account with an API or private-app token.")
+        add.add_argument("--tenant", required=True)
+        add.add_argument("--provider", required=True, choices=provider_ids())
+        add.add_argument("--account-id", required=True, help="HubSpot portal id or Pipedrive company id.")
+        add.add_argument("--token", required=True, help="Private-app token (HubSpot) or API token (Pipedrive).")
+        add.add_argument("--api-base", default="", help="API base URL, for example the CRM sandbox's.")
+        listing = actions.add_parser("list", help="Print one JSON object per connection.")
+        listing.add_argument("--tenant", default=None)
+
+    def handle(self, *args, action, **options):
+        if action == "list":
+            for connection in connection_list(tenant_slug=options["tenant"]):
+                self.stdout.write(json.dumps(connection_describe(connection=connection)))
+            return
+        try:
+            tenant = Tenant.objects.get(slug=options["tenant"])
+        except Tenant.DoesNotExist:
+            raise CommandError(f"No tenant '{options['tenant']}'.") from None
+        try:
+            connection = connection_create(
+                tenant=tenant,
+                provider=options["provider"],
+                account_id=options["account_id"],
+                credentials={"access_token": options["token"]},
+                api_base_url=options["api_base"],
+            )
+        except ValidationError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(json.dumps(connection_describe(connection=connection)))

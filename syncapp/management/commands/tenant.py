@@ -1,0 +1,28 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from syncapp.exceptions import ValidationError
+from syncapp.services.tenants import tenant_create
+
+
+class Command(BaseCommand):
+    help = "Manage tenants: `tenant create SLUG [--name NAME] [--user NAME --password PW]`."
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True)
+        create = actions.add_parser("create", help="Create a tenant, optionally with a member who can log in.")
+        create.add_argument("slug")
+        create.add_argument("--name", default="")
+        create.add_argument("--user", default="", help="Username of a member (created if missing).")
+        create.add_argument("--password", default="", help="Password for --user.")
+
+    def handle(self, *args, action, **options):
+        if options["password"] and not options["user"]:
+            raise CommandError("--password needs --user.")
+        try:
+            tenant = tenant_create(
+                slug=options["slug"], name=options["name"], username=options["user"], password=options["password"]
+            )
+        except ValidationError as exc:
+            raise CommandError(str(exc)) from exc
+        member = f" with member {options['user']}" if options["user"] else ""
+        self.stdout.write(self.style.SUCCESS(f"Created tenant {tenant.slug} (id {tenant.pk}){member}."))

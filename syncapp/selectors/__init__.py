@@ -1,0 +1,1 @@
+"""Reads. Every selector is scoped to a tenant."""

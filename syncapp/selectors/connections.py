@@ -1,0 +1,35 @@
+"""Connection reads."""
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from syncapp.exceptions import ProviderNotConfiguredError
+from syncapp.models import CrmConnection
+from syncapp.providers import get_adapter
+
+
+def connection_list(*, tenant_slug: str | None = None) -> QuerySet[CrmConnection]:
+    connections = CrmConnection.objects.select_related("tenant").order_by("pk")
+    return connections.filter(tenant__slug=tenant_slug) if tenant_slug else connections
+
+
+def connection_webhook_url(*, connection: CrmConnection) -> str | None:
+    """Return the URL the CRM should deliver this connection's webhooks to, where one applies."""
+    try:
+        path = get_adapter(connection).webhook_path()
+    except ProviderNotConfiguredError:
+        return None
+    return settings.PUBLIC_BASE_URL.rstrip("/") + path if path else None
+
+
+def connection_describe(*, connection: CrmConnection) -> dict:
+    """Return the operator-facing summary of a connection (never its credentials)."""
+    return {
+        "id": connection.pk,
+        "tenant": connection.tenant.slug,
+        "provider": connection.provider,
+        "account_id": connection.account_id,
+        "status": connection.status,
+        "api_base_url": connection.api_base_url or None,
+        "webhook_url": connection_webhook_url(connection=connection),
+    }

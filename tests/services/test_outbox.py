@@ -1,0 +1,91 @@
+"""Outbox scheduling: one queued push per burst, follow-ups after a run, paused connections."""
+
+import pytest
+from django.db import transaction
+from django_q.brokers import get_broker
+from django_q.models import Schedule
+from django_q.signing import SignedPackage
+
+from syncapp.exceptions import ConnectionInactiveError
+from syncapp.models import CrmConnection, OutboxEntry, SyncRun
+from syncapp.services.contacts import contact_create
+from syncapp.services.outbox import push_retry_delay, push_schedule
+from syncapp.services.sync import connection_sync
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker():
+    """The configured django-q2 broker: the ORM table by default, Redis when REDIS_URL is set."""
+    broker = get_broker()
+    broker.purge_queue()
+    yield broker
+    broker.purge_queue()
+
+
+def queued_tasks(broker):
+    tasks = []
+    while broker.queue_size():
+        task_id, payload = broker.dequeue()[0]
+        broker.acknowledge(task_id)
+        tasks.append(SignedPackage.loads(payload))
+    return tasks
+
+
+def test_a_burst_of_edits_queues_one_push_on_the_broker(
+    tenant, connection_and_crm, broker, django_capture_on_commit_callbacks
+):
+    connection, _ = connection_and_crm
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        for n in range(3):
+            contact_create(tenant=tenant, values={"email": f"b{n}@example.com"})
+
+    (task,) = queued_tasks(broker)
+    assert (task["func"], task["args"]) == ("syncapp.tasks.connection_push", (connection.pk,))
+    assert OutboxEntry.objects.filter(connection=connection).count() == 3
+
+
+def test_a_push_starting_lets_the_next_edit_queue_again(tenant, connection_and_crm, broker):
+    connection, _ = connection_and_crm
+    assert push_schedule(connection_id=connection.pk)
+    assert not push_schedule(connection_id=connection.pk)
+    connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+    assert push_schedule(connection_id=connection.pk)
+    assert len(queued_tasks(broker)) == 2
+
+
+def test_a_failed_push_is_retried_later_with_backoff(tenant, connection_and_crm, broker):
+    connection, crm = connection_and_crm
+    contact_create(tenant=tenant, values={"email": "r@example.com"})
+    crm.failures = ["before"]
+
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert run.status == SyncRun.Status.FAILED
+    retry = Schedule.objects.get(name=f"contactsync-push-retry-{connection.pk}")
+    assert retry.func == "syncapp.tasks.connection_push" and retry.next_run > run.finished_at
+    assert queued_tasks(broker) == []
+
+
+def test_backoff_grows_with_attempts_and_honours_retry_after():
+    assert 15 <= push_retry_delay(attempts=1) <= 45
+    assert 60 <= push_retry_delay(attempts=3) <= 180
+    assert push_retry_delay(attempts=3, retry_after=7) == 7
+
+
+def test_a_paused_connection_collects_changes_but_does_not_sync(tenant, connection_and_crm, broker):
+    connection, crm = connection_and_crm
+    connection.status = CrmConnection.Status.PAUSED
+    connection.save()
+    contact_create(tenant=tenant, values={"email": "p@example.com"})
+
+    with pytest.raises(ConnectionInactiveError, match="paused"):
+        connection_sync(connection=connection)
+    assert not push_schedule(connection_id=connection.pk)
+    assert OutboxEntry.objects.filter(connection=connection).count() == 1
+
+    connection.status = CrmConnection.Status.ACTIVE
+    connection.save()
+    connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+    assert len(crm.live()) == 1

@@ -1,0 +1,132 @@
+"""Management commands: tenant, contacts import/export, connection add/list, sync."""
+
+import io
+import json
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+
+from syncapp.models import Contact, CrmConnection, OutboxEntry, Tenant
+from syncapp.services.contacts import contact_create
+from tests.fakes import InMemoryCrm
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_tenant_create_with_a_member_who_can_log_in():
+    out, _ = run("tenant", "create", "acme", "--user", "ann", "--password", "pw-ann-1234")
+    assert "Created tenant acme" in out
+    user = authenticate(username="ann", password="pw-ann-1234")
+    assert user is not None and Tenant.objects.get(slug="acme").members.filter(pk=user.pk).exists()
+
+
+def test_tenant_create_refuses_a_taken_slug():
+    run("tenant", "create", "acme")
+    with pytest.raises(CommandError, match="already exists"):
+        run("tenant", "create", "acme")
+
+
+def test_import_creates_and_updates_through_the_services_and_reports_bad_rows(tenant, tmp_path):
+    run("connection", "add", "--tenant", "acme", "--provider", "hubspot", "--account-id", "42", "--token", "t")
+    contact_create(tenant=tenant, values={"email": "old@example.com", "first_name": "Old"})
+    OutboxEntry.objects.all().delete()
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text(
+        "email,first_name,last_name,phone,job_title,pronouns\n"
+        "new@example.com,New,Person,+1 555,CTO,she/her\n"
+        "OLD@example.com,Renamed,,,,\n"
+        "not-an-email,X,,,,\n"
+        ",NoEmail,,,,\n"
+        "short@example.com,too,few\n"
+        "new@example.com,Dup,,,,\n",
+        encoding="utf-8",
+    )
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("contacts", "import", "--tenant", "acme", str(csv_file), stdout=out, stderr=err)
+
+    assert exit_info.value.code == 1
+    assert "2 created" not in out.getvalue() and "1 created, 2 updated" in out.getvalue()
+    errors = err.getvalue().splitlines()
+    assert errors == [
+        f"{csv_file}:4: 'not-an-email' is not a valid email address.",
+        f"{csv_file}:5: email is required",
+        f"{csv_file}:6: expected 6 columns, found 3",
+    ]
+    new = Contact.objects.get(email="new@example.com")
+    assert (new.first_name, new.pronouns) == ("Dup", "she/her")
+    assert Contact.objects.get(email="old@example.com").first_name == "Renamed"
+    assert OutboxEntry.objects.filter(connection__provider="hubspot").count() == 3
+
+
+def test_import_refuses_a_wrong_header(tenant, tmp_path):
+    csv_file = tmp_path / "bad.csv"
+    csv_file.write_text("mail,name\nx@example.com,X\n")
+    with pytest.raises(CommandError, match="header must be"):
+        run("contacts", "import", "--tenant", "acme", str(csv_file))
+    assert not Contact.objects.exists()
+
+
+def test_export_round_trips_through_import(tenant, tmp_path):
+    contact_create(tenant=tenant, values={"email": "b@example.com", "first_name": "B, with comma"})
+    contact_create(tenant=tenant, values={"email": "a@example.com", "pronouns": "they/them"})
+    out, _ = run("contacts", "export", "--tenant", "acme")
+    assert out.splitlines() == [
+        "email,first_name,last_name,phone,job_title,pronouns",
+        "a@example.com,,,,,they/them",
+        'b@example.com,"B, with comma",,,,',
+    ]
+    path = tmp_path / "out.csv"
+    run("contacts", "export", "--tenant", "acme", str(path))
+    Tenant.objects.create(slug="copy", name="Copy")
+    out, _ = run("contacts", "import", "--tenant", "copy", str(path))
+    assert "2 created" in out
+    assert Contact.objects.filter(tenant__slug="copy", first_name="B, with comma").exists()
+
+
+def test_connection_add_stores_the_token_encrypted_and_prints_json(tenant):
+    out, _ = run(
+        "connection", "add", "--tenant", "acme", "--provider", "pipedrive",
+        "--account-id", "777", "--token", "pd-secret-token", "--api-base", "http://127.0.0.1:8765/pipedrive/777",
+    )  # fmt: skip
+    printed = json.loads(out)
+    connection = CrmConnection.objects.get(pk=printed["id"])
+    assert printed["provider"] == "pipedrive" and printed["account_id"] == "777" and "webhook_url" in printed
+    assert "pd-secret-token" not in out
+    assert "pd-secret-token" not in connection.credentials_encrypted
+    assert connection.credentials == {"access_token": "pd-secret-token"}
+
+    listed, _ = run("connection", "list", "--tenant", "acme")
+    assert [json.loads(line)["id"] for line in listed.splitlines()] == [connection.pk]
+
+
+def test_connection_add_rejects_an_unknown_provider(tenant):
+    with pytest.raises(CommandError):
+        run("connection", "add", "--tenant", "acme", "--provider", "salesforce", "--account-id", "1", "--token", "t")
+
+
+def test_sync_command_prints_counts_and_dry_run_prints_the_plan(tenant):
+    InMemoryCrm("mem-1")
+    run("connection", "add", "--tenant", "acme", "--provider", "memory", "--account-id", "mem-1", "--token", "t")
+    connection = CrmConnection.objects.get(account_id="mem-1")
+    contact_create(tenant=tenant, values={"email": "s@example.com"})
+
+    out, _ = run("sync", "--connection", str(connection.pk), "--full", "--dry-run")
+    assert "crm create" in out and "Planned manual sync" in out
+    assert not InMemoryCrm.accounts["mem-1"].live()
+
+    out, _ = run("sync", "--connection", str(connection.pk))
+    assert "created 1" in out
+    assert len(InMemoryCrm.accounts["mem-1"].live()) == 1
+
+
+def test_sync_command_reports_a_missing_connection():
+    with pytest.raises(CommandError, match="No connection 999"):
+        run("sync", "--connection", "999")

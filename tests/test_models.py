@@ -1,0 +1,46 @@
+"""Model-level guarantees: encryption at rest, live-email uniqueness, key rotation."""
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from syncapp.crypto import CredentialsDecryptionError
+from syncapp.models import Contact, CrmConnection
+from syncapp.services.contacts import contact_create, contact_delete
+
+pytestmark = pytest.mark.django_db
+
+
+def test_credentials_are_encrypted_at_rest_and_read_back(connection_and_crm):
+    connection, _ = connection_and_crm
+    stored = CrmConnection.objects.values_list("credentials_encrypted", flat=True).get(pk=connection.pk)
+    assert "secret-token" not in stored
+    assert CrmConnection.objects.get(pk=connection.pk).credentials == {"token": "secret-token"}
+
+
+def test_rotating_the_key_keeps_old_credentials_readable(connection_and_crm, settings):
+    connection, _ = connection_and_crm
+    settings.SYNC_ENCRYPTION_KEY = "new-key,test-key"
+    assert CrmConnection.objects.get(pk=connection.pk).credentials == {"token": "secret-token"}
+
+
+def test_a_lost_key_is_a_clear_error(connection_and_crm, settings):
+    connection, _ = connection_and_crm
+    settings.SYNC_ENCRYPTION_KEY = "another-key"
+    with pytest.raises(CredentialsDecryptionError, match="SYNC_ENCRYPTION_KEY"):
+        CrmConnection.objects.get(pk=connection.pk).credentials  # noqa: B018
+
+
+def test_the_database_rejects_two_live_contacts_with_one_email_in_any_case(tenant):
+    Contact.objects.create(tenant=tenant, email="x@example.com")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Contact.objects.create(tenant=tenant, email="X@Example.com")
+
+
+def test_a_deleted_contact_frees_its_email_and_other_tenants_are_independent(tenant):
+    from syncapp.services.tenants import tenant_create
+
+    first = contact_create(tenant=tenant, values={"email": "x@example.com"})
+    contact_delete(contact=first)
+    contact_create(tenant=tenant, values={"email": "x@example.com"})
+    contact_create(tenant=tenant_create(slug="other"), values={"email": "x@example.com"})
+    assert Contact.objects.filter(email="x@example.com").count() == 3
