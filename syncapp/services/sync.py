@@ -81,17 +81,14 @@ class ConnectionSync:
             seen.update(record.remote_id for record in page.records)
             cursor = page.cursor or cursor
             self._renew_lock()
-        missing = list(
-            self.connection.links.filter(remote_id__isnull=False, base_deleted=False)
-            .exclude(remote_id__in=seen)
-            .values_list("remote_id", flat=True)
-        )
+        linked = self.connection.links.filter(remote_id__isnull=False)
+        missing = sorted(set(linked.filter(base_deleted=False).values_list("remote_id", flat=True)) - seen)
         for chunk in _chunks(missing, self.batch_size):
             self.reconcile(remotes=[], absent=frozenset(chunk))
         # The listing matched every CRM record by email already: the rest are created.
         unlinked = list(
             Contact.objects.filter(tenant_id=self.connection.tenant_id, deleted_at__isnull=True)
-            .exclude(links__connection=self.connection, links__remote_id__isnull=False)
+            .exclude(pk__in=linked.values("contact_id"))
             .values_list("pk", flat=True)
         )
         for chunk in _chunks(unlinked, self.batch_size):
@@ -386,6 +383,12 @@ def connection_sync(
     retry_after = None
     with connection_lock(connection) as lock:
         connection.refresh_from_db()
+        # Holding the lock, any run still marked running was cut short by a killed worker.
+        SyncRun.objects.filter(connection=connection, status=SyncRun.Status.RUNNING).update(
+            status=SyncRun.Status.FAILED,
+            error="The worker running this sync stopped before it finished; this run resumed its work.",
+            finished_at=timezone.now(),
+        )
         run = SyncRun.objects.create(connection=connection, trigger=trigger)
         sync = ConnectionSync(connection=connection, adapter=adapter, lock=lock, dry_run=dry_run)
         try:

@@ -278,12 +278,16 @@ def test_one_sync_per_connection_at_a_time(tenant, connection_and_crm):
     sync(connection)
 
 
-def test_a_lock_left_by_a_killed_worker_expires(tenant, connection_and_crm, settings):
+def test_a_lock_left_by_a_killed_worker_expires_and_its_run_is_marked_failed(tenant, connection_and_crm, settings):
     connection, _ = connection_and_crm
     settings.SYNC_LOCK_TTL = -1  # every lease is already expired
-    lock = connection_lock(connection)
-    lock.__enter__()  # never released, like a worker killed mid-run
+    connection_lock(connection).__enter__()  # never released, like a worker killed mid-run
+    killed = SyncRun.objects.create(connection=connection, trigger=SyncRun.Trigger.SCHEDULED)
+
     sync(connection)
+
+    killed.refresh_from_db()
+    assert killed.status == SyncRun.Status.FAILED and "stopped before it finished" in killed.error
 
 
 def test_dry_run_plans_without_writing(tenant, connection_and_crm):
@@ -344,3 +348,22 @@ def test_a_record_that_gains_an_email_is_no_longer_listed_as_excluded(tenant, co
 
     assert not ExcludedRecord.objects.filter(connection=connection).exists()
     assert Contact.objects.filter(email="found@example.com").exists()
+
+
+def test_tenants_never_see_each_others_contacts(tenant):
+    from syncapp.services.tenants import tenant_create
+
+    other = tenant_create(slug="other")
+    mine, my_crm = make_connection(tenant, "mine")
+    theirs, their_crm = make_connection(other, "theirs")
+    contact_create(tenant=other, values={"email": "shared@example.com", "first_name": "Theirs"})
+    my_crm.user_create(email="shared@example.com", first_name="Mine")
+
+    sync(mine, full=True)
+    sync(theirs, full=True)
+
+    assert Contact.objects.get(tenant=tenant).first_name == "Mine"
+    assert Contact.objects.get(tenant=other).first_name == "Theirs"
+    assert [r["first_name"] for r in their_crm.live().values()] == ["Theirs"]
+    assert [r["first_name"] for r in my_crm.live().values()] == ["Mine"]
+    assert not OutboxEntry.objects.filter(connection=theirs).exists()
