@@ -4,6 +4,7 @@ import logging
 
 from syncapp.exceptions import ConnectionInactiveError, SyncAlreadyRunningError
 from syncapp.models import CrmConnection, SyncRun
+from syncapp.services.outbox import push_retry_delay, push_retry_schedule, push_schedule_clear
 from syncapp.services.sync import connection_sync as connection_sync_service
 
 logger = logging.getLogger(__name__)
@@ -14,8 +15,10 @@ def connection_sync(connection_id: int, trigger: str = SyncRun.Trigger.SCHEDULED
     try:
         return connection_sync_service(connection=connection, trigger=trigger, full=full).pk
     except SyncAlreadyRunningError:
-        # The running sync queues a follow-up push for anything it did not drain.
-        logger.info("connection %s: a sync is already running, skipping this one", connection_id)
+        logger.info("connection %s: a sync is already running; pushing again shortly", connection_id)
+        # This task may hold the push-queued flag: release it and come back after the running sync.
+        push_schedule_clear(connection_id=connection_id)
+        push_retry_schedule(connection_id=connection_id, delay=push_retry_delay(attempts=1))
     except ConnectionInactiveError as exc:
         logger.info("connection %s: %s", connection_id, exc)
     return None

@@ -130,3 +130,12 @@ def test_sync_command_prints_counts_and_dry_run_prints_the_plan(tenant):
 def test_sync_command_reports_a_missing_connection():
     with pytest.raises(CommandError, match="No connection 999"):
         run("sync", "--connection", "999")
+
+
+def test_import_of_a_file_that_is_not_utf8_imports_nothing(tenant, tmp_path):
+    csv_file = tmp_path / "latin1.csv"
+    rows = "".join(f"r{n}@example.com,Ren{n},,,,\n" for n in range(500))
+    csv_file.write_bytes(("email,first_name,last_name,phone,job_title,pronouns\n" + rows).encode() + b"Ren\xe9,,,,,\n")
+    with pytest.raises(CommandError, match="not UTF-8"):
+        run("contacts", "import", "--tenant", "acme", str(csv_file))
+    assert not Contact.objects.exists()

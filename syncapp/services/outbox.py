@@ -59,18 +59,25 @@ def push_retry_delay(*, attempts: int, retry_after: float | None = None) -> floa
     return 2**attempts * 15 * random.uniform(0.5, 1.5)
 
 
-def outbox_follow_up(*, connection: CrmConnection, retry_after: float | None = None) -> None:
-    """After a run, queue what is left: new changes at once, failed ones after a backoff."""
+def push_retry_schedule(*, connection_id: int, delay: float) -> None:
+    """Queue one push for later through a django-q2 schedule (one per connection, the latest wins)."""
+    from django_q.models import Schedule
+    from django_q.tasks import schedule
+
+    name = f"contactsync-push-retry-{connection_id}"
+    Schedule.objects.filter(name=name).delete()
+    schedule(PUSH_TASK, connection_id, name=name, next_run=timezone.now() + timedelta(seconds=delay))
+
+
+def outbox_follow_up(*, connection: CrmConnection, failed: bool, retry_after: float | None = None) -> None:
+    """After a run, queue what it left: after a backoff if it failed or rows failed, else at once."""
     pending = OutboxEntry.objects.filter(connection=connection, attempts__lt=settings.MAX_RETRY_ATTEMPTS)
-    if pending.filter(attempts=0).exists():
+    attempts = pending.aggregate(most=Max("attempts"))["most"]
+    if attempts is None:
+        return
+    if not failed and pending.filter(attempts=0).exists():
         push_schedule(connection_id=connection.pk)
         return
-    attempts = pending.aggregate(most=Max("attempts"))["most"]
-    if attempts:
-        from django_q.models import Schedule
-        from django_q.tasks import schedule
-
-        name = f"contactsync-push-retry-{connection.pk}"
-        Schedule.objects.filter(name=name).delete()
-        delay = push_retry_delay(attempts=attempts, retry_after=retry_after)
-        schedule(PUSH_TASK, connection.pk, name=name, next_run=timezone.now() + timedelta(seconds=delay))
+    # A failed run leaves untried rows too; they wait out the backoff with the rest.
+    delay = push_retry_delay(attempts=max(attempts, 1), retry_after=retry_after)
+    push_retry_schedule(connection_id=connection.pk, delay=delay)

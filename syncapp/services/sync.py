@@ -201,12 +201,15 @@ class ConnectionSync:
             return plan
         results = self._write_remote(plan.pairs)
         links_by_contact = {link.contact_id: link for link in links}
-        for pair in plan.pairs:
-            self._apply_pair(pair, results.get(id(pair)), contacts_by_id, links_by_contact)
+        synced = [
+            pair
+            for pair in plan.pairs
+            if self._apply_pair(pair, results.get(id(pair)), contacts_by_id, links_by_contact)
+        ]
         # Records that sync now are no longer excluded.
         ExcludedRecord.objects.filter(connection=self.connection).filter(
-            Q(side=ExcludedRecord.Side.CRM, record_id__in=[p.remote_id for p in plan.pairs if p.remote_id])
-            | Q(side=ExcludedRecord.Side.APP, record_id__in=[str(p.contact_id) for p in plan.pairs if p.contact_id])
+            Q(side=ExcludedRecord.Side.CRM, record_id__in=[p.remote_id for p in synced if p.remote_id])
+            | Q(side=ExcludedRecord.Side.APP, record_id__in=[str(p.contact_id) for p in synced if p.contact_id])
         ).delete()
         return plan
 
@@ -260,7 +263,8 @@ class ConnectionSync:
                 results.update({id(pair): outcome for pair, outcome in zip(chunk, outcomes, strict=True)})
         return results
 
-    def _apply_pair(self, pair: PairPlan, result: WriteResult | None, contacts_by_id, links_by_contact) -> None:
+    def _apply_pair(self, pair: PairPlan, result: WriteResult | None, contacts_by_id, links_by_contact) -> bool:
+        """Write one pair's app side, link and conflicts; return False when the app refused the change."""
         self._count_pair(pair)
         link = links_by_contact.get(pair.contact_id)
         with transaction.atomic():
@@ -279,10 +283,11 @@ class ConnectionSync:
                         record_id=pair.remote_id,
                         defaults={"email": pair.local_values.get("email", ""), "reason": str(exc)},
                     )
-                return
+                return False
             link = link or ContactLink(connection=self.connection, contact=contact)
             self._update_link(link, pair, result)
             self._record_conflicts(link, pair)
+        return True
 
     def _write_local(self, pair: PairPlan, contact: Contact | None) -> Contact:
         pulled = {"source_connection_id": self.connection.pk}
@@ -411,6 +416,6 @@ def connection_sync(
             run.finished_at = timezone.now()
             run.save()
     if not dry_run:
-        outbox_follow_up(connection=connection, retry_after=retry_after)
+        outbox_follow_up(connection=connection, failed=run.status == SyncRun.Status.FAILED, retry_after=retry_after)
     run.plan = sync.counts.planned
     return run

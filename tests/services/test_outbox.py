@@ -89,3 +89,34 @@ def test_a_paused_connection_collects_changes_but_does_not_sync(tenant, connecti
     connection.save()
     connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
     assert len(crm.live()) == 1
+
+
+def test_a_push_task_that_finds_a_sync_running_comes_back_later(tenant, connection_and_crm, broker):
+    from syncapp.services.connections import connection_lock
+    from syncapp.tasks import connection_push
+
+    connection, crm = connection_and_crm
+    contact_create(tenant=tenant, values={"email": "busy@example.com"})
+    assert push_schedule(connection_id=connection.pk)
+
+    with connection_lock(connection):
+        assert connection_push(connection.pk) is None
+
+    connection.refresh_from_db()
+    assert connection.push_queued_at is None
+    assert Schedule.objects.filter(name=f"contactsync-push-retry-{connection.pk}").exists()
+    assert crm.live() == {}
+
+
+def test_a_failed_run_leaves_even_untried_rows_to_the_backoff(tenant, connection_and_crm, broker, settings):
+    connection, crm = connection_and_crm
+    settings.SYNC_BATCH_SIZE = 1
+    for n in range(2):
+        contact_create(tenant=tenant, values={"email": f"u{n}@example.com"})
+    crm.failures = ["before"]
+
+    connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert sorted(OutboxEntry.objects.values_list("attempts", flat=True)) == [0, 1]
+    assert queued_tasks(broker) == []
+    assert Schedule.objects.filter(name=f"contactsync-push-retry-{connection.pk}").count() == 1

@@ -367,3 +367,14 @@ def test_tenants_never_see_each_others_contacts(tenant):
     assert [r["first_name"] for r in their_crm.live().values()] == ["Theirs"]
     assert [r["first_name"] for r in my_crm.live().values()] == ["Mine"]
     assert not OutboxEntry.objects.filter(connection=theirs).exists()
+
+
+def test_a_crm_record_the_app_refuses_stays_listed_with_the_reason(tenant, connection_and_crm):
+    connection, crm = connection_and_crm
+    remote_id = crm.user_create(email="not-an-email")
+
+    run = sync(connection, full=True)
+
+    excluded = ExcludedRecord.objects.get(connection=connection, record_id=remote_id)
+    assert "not a valid email address" in excluded.reason
+    assert run.errors == 1 and not Contact.objects.exists()

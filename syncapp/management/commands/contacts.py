@@ -1,3 +1,4 @@
+import io
 import sys
 from pathlib import Path
 
@@ -42,10 +43,12 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"No such file: {file}")
         try:
-            with path.open(newline="", encoding="utf-8-sig") as stream:
-                report = contacts_import_csv(tenant=tenant, stream=stream)
+            # Decode the whole file first, so a bad byte anywhere stops the import before any row.
+            text = path.read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise CommandError(f"{file} is not UTF-8 text ({exc.reason}).") from exc
+            raise CommandError(f"{file} is not UTF-8 text (byte {exc.start}: {exc.reason}).") from exc
+        try:
+            report = contacts_import_csv(tenant=tenant, stream=io.StringIO(text, newline=""))
         except ValidationError as exc:
             raise CommandError(f"{file}: {exc}") from exc
         for line, reason in report.errors:
