@@ -1,7 +1,10 @@
 """Admin for every model: list displays, filters and search (richer actions come with the UI work)."""
 
+from django import forms
 from django.contrib import admin
 
+from syncapp.engine import FIELDS
+from syncapp.exceptions import ValidationError
 from syncapp.models import (
     Contact,
     ContactLink,
@@ -14,6 +17,7 @@ from syncapp.models import (
     Tenant,
     WebhookEvent,
 )
+from syncapp.services.contacts import contact_create, contact_delete, contact_update, contact_validate
 
 
 class MembershipInline(admin.TabularInline):
@@ -29,12 +33,55 @@ class TenantAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
 
+class ContactAdminForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = ["tenant", *FIELDS]
+
+    def clean(self):
+        cleaned = super().clean()
+        tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)
+        if tenant and not self.errors:
+            try:
+                values = contact_validate(
+                    tenant_id=tenant.pk,
+                    values={name: cleaned.get(name) or "" for name in FIELDS},
+                    contact_id=self.instance.pk,
+                )
+            except ValidationError as exc:
+                raise forms.ValidationError(str(exc)) from exc
+            cleaned.update(values)
+        return cleaned
+
+
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
+    """Edits go through the contact services, so they reach the CRMs like any app edit; deletes are soft."""
+
     list_display = ["email", "first_name", "last_name", "tenant", "updated_at", "deleted_at"]
     list_filter = ["tenant", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["email", "first_name", "last_name", "phone"]
     date_hierarchy = "updated_at"
+    form = ContactAdminForm
+    fields = ["tenant", *FIELDS, "deleted_at"]
+    readonly_fields = ["deleted_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "tenant"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        values = {name: form.cleaned_data[name] for name in FIELDS}
+        if change:
+            contact_update(contact=Contact.objects.get(pk=obj.pk), values=values)
+        else:
+            obj.pk = contact_create(tenant=obj.tenant, values=values).pk
+
+    def delete_model(self, request, obj):
+        contact_delete(contact=obj)
+
+    def delete_queryset(self, request, queryset):
+        for contact in queryset:
+            contact_delete(contact=contact)
 
 
 @admin.register(CrmConnection)

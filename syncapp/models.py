@@ -243,6 +243,9 @@ class SyncRun(models.Model):
     errors = models.PositiveIntegerField(default=0)
     excluded = models.PositiveIntegerField(default=0)
     api_calls = models.PositiveIntegerField(default=0)
+    skipped_fields = models.CharField(
+        max_length=200, blank=True, help_text="Fields the CRM account cannot hold yet, left out of this run."
+    )
     error = models.TextField(blank=True)
 
     class Meta:

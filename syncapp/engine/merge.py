@@ -63,7 +63,9 @@ def merge_fields(*, local: LocalState, remote: RemoteState, base: ContactRecord 
     result = FieldMerge(agreed=EMPTY)
     for name in FIELDS:
         mine, theirs, was = local.record.get(name), remote.record.get(name), base.get(name)
-        if mine == theirs:
+        if name in policy.ignored_fields:
+            agreed[name] = was  # merged once the field exists, against the base from before
+        elif mine == theirs:
             agreed[name] = mine
         elif mine == was:
             agreed[name] = result.pull[name] = theirs

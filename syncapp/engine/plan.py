@@ -7,11 +7,11 @@ The planner is pure: it never reads or writes anything itself, so every rule of 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from .merge import Conflict, merge_fields
-from .records import ContactRecord, LinkState, LocalState, Policy, RemoteState
+from .records import EMPTY, FIELDS, ContactRecord, LinkState, LocalState, Policy, RemoteState
 
 
 @dataclass
@@ -97,13 +97,18 @@ def plan_pair(*, local: LocalState, remote: RemoteState, link: LinkState | None,
     elif merged.pull:
         plan.local_op, plan.local_values = "update", merged.pull
     if remote.deleted:
-        plan.remote_op, plan.remote_values = "restore", merged.agreed.as_dict()
+        plan.remote_op, plan.remote_values = "restore", _without(merged.agreed, policy.ignored_fields).as_dict()
     elif merged.push:
         plan.remote_op, plan.remote_values = "update", merged.push
     old_base = link.base if link else merged.agreed.with_values({name: "" for name in merged.push})
     plan.base_if_remote_fails = merged.agreed.with_values({name: old_base.get(name) for name in merged.push})
     plan.deleted_if_remote_fails = remote.deleted
     return plan
+
+
+def _without(record: ContactRecord, names: frozenset[str]) -> ContactRecord:
+    """Return ``record`` as a CRM that lacks the fields ``names`` holds it."""
+    return record.with_values(dict.fromkeys(names, ""))
 
 
 def _remote_sort_key(remote: RemoteState):
@@ -125,7 +130,8 @@ def plan_batch(
     ``links`` must include every link of the contacts and remote ids in the batch, and ``locals``
     every contact those links point at plus the live contacts whose email an unlinked remote
     carries. ``absent_remote_ids`` are records known to be gone (a failed read, or missing from a
-    complete listing); linked remotes that are neither present nor absent are taken as unchanged.
+    complete listing). A linked pair whose CRM record was neither read nor found absent is left for
+    a batch that reads it; its email still counts as taken.
     """
     plan = Plan()
     local_by_id = {local.contact_id: local for local in locals}
@@ -150,13 +156,10 @@ def plan_batch(
                 absent_remote_ids = absent_remote_ids | {remote_id}
         claimed_remote_ids.add(remote_id)
         remote = remote_by_id.get(remote_id)
+        if remote is None and remote_id in absent_remote_ids:
+            remote = RemoteState(remote_id=remote_id, record=link.base, deleted=True, version=link.remote_version)
         if remote is None:
-            remote = RemoteState(
-                remote_id=remote_id,
-                record=link.base,
-                deleted=link.deleted or remote_id in absent_remote_ids,
-                version=link.remote_version,
-            )
+            continue  # not read in this batch: deciding without the CRM's state could overwrite its edits
         pair = plan_pair(local=local, remote=remote, link=link, policy=policy)
         pair.relinked_from = relinked_from
         plan.pairs.append(pair)
@@ -228,13 +231,14 @@ def _plan_first_contacts(
                 )
             )
         else:
+            held = _without(local.record, policy.ignored_fields)
             plan.pairs.append(
                 PairPlan(
                     contact_id=local.contact_id,
                     remote_id=None,
                     remote_op="create",
-                    remote_values=local.record.as_dict(),
-                    base=local.record,
+                    remote_values=held.as_dict(),
+                    base=held,
                 )
             )
 
@@ -274,3 +278,28 @@ def _exclude_duplicates(plan: Plan, duplicates: list[RemoteState], kept_id: str)
                 f"duplicate email in the CRM; the oldest record {kept_id} is the one synced",
             )
         )
+
+
+def rebase_on_concurrent_edit(
+    *, pair: PairPlan, planned: LocalState, current: LocalState, link: LinkState | None
+) -> PairPlan:
+    """Adjust a pair whose app contact a person edited after the plan was made, before it is applied.
+
+    The CRM writes already happened, so the base still records what the CRM holds, except for
+    values the plan meant to pull into a field the person has since changed: that field keeps its
+    old base, so the next sync sees both sides changed and resolves it as a conflict. The person's
+    edits are never overwritten.
+    """
+    edited = {name for name in FIELDS if planned.record.get(name) != current.record.get(name)}
+    if not edited and planned.deleted == current.deleted:
+        return pair
+    old_base = link.base if link else EMPTY
+    base = pair.base.with_values({name: old_base.get(name) for name in edited if name in pair.local_values})
+    local_values = {name: value for name, value in pair.local_values.items() if name not in edited}
+    local_op = pair.local_op
+    if local_op in ("delete", "restore") and current.deleted == pair.deleted:
+        # The person made the same delete or restore meanwhile; only the pulled values remain.
+        local_op = "update"
+    if local_op == "update" and not local_values:
+        local_op = ""
+    return replace(pair, local_op=local_op, local_values=local_values, base=base)

@@ -100,3 +100,5 @@ class Policy:
     field_owners: dict[str, str] = field(default_factory=dict)
     # False: a record deleted in the CRM is restored there instead of deleting the app contact.
     crm_deletes_contact: bool = True
+    # Fields this CRM account cannot hold (a custom field not set up yet): neither pulled nor pushed.
+    ignored_fields: frozenset[str] = frozenset()

@@ -11,8 +11,11 @@ from syncapp.services.outbox import outbox_enqueue
 
 def _apply(*, conflict: SyncConflict, value: str, resolution: str, user) -> SyncConflict:
     link = conflict.link
-    # The CRM still holds remote_value: with it as the base, a different app value is a plain push.
-    link.base = {**link.base, conflict.field: conflict.remote_value}
+    # With what the CRM holds now as the base, a different app value is a plain push.
+    crm_holds = conflict.local_value if conflict.winner == SyncConflict.Winner.APP else conflict.remote_value
+    if conflict.resolution == SyncConflict.Resolution.OPEN:
+        crm_holds = conflict.remote_value  # manual review overwrote nothing
+    link.base = {**link.base, conflict.field: crm_holds}
     link.save(update_fields=["base"])
     if getattr(link.contact, conflict.field) == value:
         # The app already holds the value; only this link's CRM needs it.

@@ -33,6 +33,13 @@ def contact_clean(values: dict) -> dict[str, str]:
     return cleaned
 
 
+def contact_validate(*, tenant_id: int, values: dict, contact_id: int | None = None) -> dict[str, str]:
+    """Return ``values`` cleaned, or raise ValidationError (bad value, or email in use by a live contact)."""
+    cleaned = contact_clean(values)
+    _check_email_free(tenant_id=tenant_id, email=cleaned.get("email", ""), contact_id=contact_id)
+    return cleaned
+
+
 def _check_email_free(*, tenant_id: int, email: str, contact_id: int | None = None) -> None:
     if not email:
         return
@@ -66,8 +73,7 @@ def contact_create(
     For values pulled from a CRM, ``source_connection_id`` is that connection (the change is not
     sent back to it) and ``modified_at`` the CRM's own time of the change.
     """
-    cleaned = contact_clean(values)
-    _check_email_free(tenant_id=tenant.pk, email=cleaned.get("email", ""))
+    cleaned = contact_validate(tenant_id=tenant.pk, values=values)
     contact = Contact(tenant=tenant, **cleaned)
     _stamp(contact, cleaned, modified_at)
     _save(contact)

@@ -26,7 +26,8 @@ def outbox_enqueue(*, contact: Contact, exclude_connection_id: int | None = None
     )
     OutboxEntry.objects.bulk_create([OutboxEntry(connection_id=pk, contact=contact) for pk in connection_ids])
     for connection_id in connection_ids:
-        transaction.on_commit(lambda pk=connection_id: push_schedule(connection_id=pk))
+        # robust: a broker outage must not undo the committed change; the next run's follow-up queues it.
+        transaction.on_commit(lambda pk=connection_id: push_schedule(connection_id=pk), robust=True)
     return connection_ids
 
 
@@ -52,11 +53,14 @@ def push_schedule_clear(*, connection_id: int) -> None:
     CrmConnection.objects.filter(pk=connection_id).update(push_queued_at=None)
 
 
+MAX_RETRY_DELAY = 3600  # seconds: a long CRM outage is retried hourly, never given up on
+
+
 def push_retry_delay(*, attempts: int, retry_after: float | None = None) -> float:
     """Seconds to wait before retrying: the CRM's Retry-After when given, else exponential backoff with jitter."""
     if retry_after:
         return retry_after
-    return 2**attempts * 15 * random.uniform(0.5, 1.5)
+    return min(2 ** min(attempts, 16) * 15, MAX_RETRY_DELAY) * random.uniform(0.5, 1.5)
 
 
 def push_retry_schedule(*, connection_id: int, delay: float) -> None:
@@ -71,7 +75,7 @@ def push_retry_schedule(*, connection_id: int, delay: float) -> None:
 
 def outbox_follow_up(*, connection: CrmConnection, failed: bool, retry_after: float | None = None) -> None:
     """After a run, queue what it left: after a backoff if it failed or rows failed, else at once."""
-    pending = OutboxEntry.objects.filter(connection=connection, attempts__lt=settings.MAX_RETRY_ATTEMPTS)
+    pending = OutboxEntry.objects.filter(connection=connection)
     attempts = pending.aggregate(most=Max("attempts"))["most"]
     if attempts is None:
         return

@@ -16,7 +16,18 @@ from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from syncapp.engine import ContactRecord, LinkState, LocalState, PairPlan, Plan, Policy, RemoteState, plan_batch
+from syncapp.engine import (
+    ContactRecord,
+    Exclusion,
+    LinkState,
+    LocalState,
+    PairPlan,
+    Plan,
+    Policy,
+    RemoteState,
+    plan_batch,
+)
+from syncapp.engine.plan import rebase_on_concurrent_edit
 from syncapp.exceptions import ConnectionInactiveError, SyncError, ValidationError
 from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
 from syncapp.providers import get_adapter
@@ -45,6 +56,26 @@ class SyncCounts:
     planned: list[PairPlan] = field(default_factory=list)
 
 
+def _local_state(contact: Contact) -> LocalState:
+    return LocalState(
+        contact_id=contact.pk,
+        record=contact.to_record(),
+        deleted=contact.is_deleted,
+        modified_at=contact.updated_at,
+        field_modified_at={name: datetime.fromisoformat(when) for name, when in contact.field_modified_at.items()},
+    )
+
+
+def _link_state(link: ContactLink) -> LinkState:
+    return LinkState(
+        contact_id=link.contact_id,
+        remote_id=link.remote_id,
+        base=ContactRecord.from_dict(link.base),
+        deleted=link.base_deleted,
+        remote_version=link.remote_version,
+    )
+
+
 class ConnectionSync:
     """One run against one connection. Created and driven by ``connection_sync``."""
 
@@ -58,6 +89,7 @@ class ConnectionSync:
             strategy=connection.conflict_strategy,
             field_owners=connection.field_priorities or {},
             crm_deletes_contact=connection.on_crm_delete == CrmConnection.OnCrmDelete.DELETE_CONTACT,
+            ignored_fields=frozenset(adapter.unsupported_fields()),
         )
         self.batch_size = min(settings.SYNC_BATCH_SIZE, adapter.max_batch_size)
 
@@ -70,7 +102,6 @@ class ConnectionSync:
             if page.cursor and not self.dry_run:
                 self.connection.sync_cursor = page.cursor
                 self.connection.save(update_fields=["sync_cursor"])
-            self._renew_lock()
 
     def full(self) -> None:
         """List every CRM record; only a complete listing may conclude that a record is gone."""
@@ -80,19 +111,18 @@ class ConnectionSync:
             self.reconcile(remotes=page.records)
             seen.update(record.remote_id for record in page.records)
             cursor = page.cursor or cursor
-            self._renew_lock()
         linked = self.connection.links.filter(remote_id__isnull=False)
         missing = sorted(set(linked.filter(base_deleted=False).values_list("remote_id", flat=True)) - seen)
         for chunk in _chunks(missing, self.batch_size):
             self.reconcile(remotes=[], absent=frozenset(chunk))
-        # The listing matched every CRM record by email already: the rest are created.
+        # Looked up by email once more: a record created or re-addressed during the listing is matched, not duplicated.
         unlinked = list(
             Contact.objects.filter(tenant_id=self.connection.tenant_id, deleted_at__isnull=True)
             .exclude(pk__in=linked.values("contact_id"))
             .values_list("pk", flat=True)
         )
         for chunk in _chunks(unlinked, self.batch_size):
-            self.reconcile(remotes=[], contact_ids=set(chunk))
+            self._push_contacts(set(chunk))
         if not self.dry_run:
             self.connection.last_full_sync_at = timezone.now()
             self.connection.sync_cursor = cursor or self.connection.sync_cursor
@@ -105,12 +135,12 @@ class ConnectionSync:
             returned = {remote.remote_id for remote in remotes}
             returned.update(merged for remote in remotes for merged in remote.merged_ids)
             self.reconcile(remotes=remotes, absent=frozenset(set(chunk) - returned))
-            self._renew_lock()
 
     def push(self) -> None:
         """Drain the outbox: reconcile each changed contact against a fresh read of its CRM record."""
-        push_schedule_clear(connection_id=self.connection.pk)
-        pending = OutboxEntry.objects.filter(connection=self.connection, attempts__lt=settings.MAX_RETRY_ATTEMPTS)
+        if not self.dry_run:
+            push_schedule_clear(connection_id=self.connection.pk)
+        pending = OutboxEntry.objects.filter(connection=self.connection)
         # Rows written while this push runs (including requeued ones) wait for the next push.
         last_id = pending.aggregate(last=Max("pk"))["last"] or 0
         after_id = 0
@@ -123,12 +153,11 @@ class ConnectionSync:
             entry_ids = [pk for pk, _ in batch]
             try:
                 self._push_contacts({contact_id for _, contact_id in batch})
-            except SyncError as exc:
+            except Exception as exc:
                 OutboxEntry.objects.filter(pk__in=entry_ids).update(attempts=F("attempts") + 1, last_error=str(exc))
                 raise
             if not self.dry_run:
                 OutboxEntry.objects.filter(pk__in=entry_ids).delete()
-            self._renew_lock()
 
     def _push_contacts(self, contact_ids: set[int]) -> None:
         links = ContactLink.objects.filter(connection=self.connection, contact_id__in=contact_ids)
@@ -167,55 +196,41 @@ class ConnectionSync:
         # Contacts found by email may be linked already: their links decide, not the email.
         extra = set(contacts_by_id) - {link.contact_id for link in links}
         links += list(ContactLink.objects.filter(connection=self.connection, contact_id__in=extra))
+        local_states = {pk: _local_state(contact) for pk, contact in contacts_by_id.items()}
+        link_states = {link.contact_id: _link_state(link) for link in links}
         plan = plan_batch(
-            locals=[
-                LocalState(
-                    contact_id=contact.pk,
-                    record=contact.to_record(),
-                    deleted=contact.is_deleted,
-                    modified_at=contact.updated_at,
-                    field_modified_at={
-                        name: datetime.fromisoformat(when) for name, when in contact.field_modified_at.items()
-                    },
-                )
-                for contact in contacts_by_id.values()
-            ],
+            locals=list(local_states.values()),
             remotes=remotes,
-            links=[
-                LinkState(
-                    contact_id=link.contact_id,
-                    remote_id=link.remote_id,
-                    base=ContactRecord.from_dict(link.base),
-                    deleted=link.base_deleted,
-                    remote_version=link.remote_version,
-                )
-                for link in links
-            ],
+            links=list(link_states.values()),
             policy=self.policy,
             absent_remote_ids=frozenset(absent),
         )
-        self._record_exclusions(plan)
+        self._record_exclusions(plan.excluded)
         if self.dry_run:
             self.counts.planned.extend(pair for pair in plan.pairs if not pair.is_noop)
-            self._count_plan(plan)
+            for pair in plan.pairs:
+                self._count_pair(pair)
             return plan
         results = self._write_remote(plan.pairs)
         links_by_contact = {link.contact_id: link for link in links}
         synced = [
             pair
             for pair in plan.pairs
-            if self._apply_pair(pair, results.get(id(pair)), contacts_by_id, links_by_contact)
+            if self._apply_pair(
+                pair,
+                result=results.get(id(pair)),
+                planned=local_states.get(pair.contact_id),
+                link=links_by_contact.get(pair.contact_id),
+                link_state=link_states.get(pair.contact_id),
+            )
         ]
         # Records that sync now are no longer excluded.
         ExcludedRecord.objects.filter(connection=self.connection).filter(
             Q(side=ExcludedRecord.Side.CRM, record_id__in=[p.remote_id for p in synced if p.remote_id])
             | Q(side=ExcludedRecord.Side.APP, record_id__in=[str(p.contact_id) for p in synced if p.contact_id])
         ).delete()
+        self._renew_lock()
         return plan
-
-    def _count_plan(self, plan: Plan) -> None:
-        for pair in plan.pairs:
-            self._count_pair(pair)
 
     def _count_pair(self, pair: PairPlan) -> None:
         ops = {pair.local_op, pair.remote_op} - {""}
@@ -229,17 +244,29 @@ class ConnectionSync:
             self.counts.unchanged += 1
         self.counts.conflicts += len(pair.conflicts)
 
-    def _record_exclusions(self, plan: Plan) -> None:
-        self.counts.excluded += len(plan.excluded)
-        if self.dry_run:
+    def _record_exclusions(self, exclusions: list[Exclusion]) -> None:
+        self.counts.excluded += len(exclusions)
+        if self.dry_run or not exclusions:
             return
-        for exclusion in plan.excluded:
-            ExcludedRecord.objects.update_or_create(
-                connection=self.connection,
-                side=exclusion.side,
-                record_id=exclusion.record_id,
-                defaults={"email": exclusion.email, "reason": exclusion.reason},
-            )
+        ExcludedRecord.objects.bulk_create(
+            [
+                ExcludedRecord(
+                    connection=self.connection,
+                    side=exclusion.side,
+                    record_id=exclusion.record_id,
+                    email=exclusion.email,
+                    reason=exclusion.reason,
+                )
+                for exclusion in exclusions
+            ],
+            update_conflicts=True,
+            unique_fields=["connection", "side", "record_id"],
+            update_fields=["email", "reason", "seen_at"],
+        )
+        # An app contact left out because its email is linked elsewhere may fit once that link changes.
+        for exclusion in exclusions:
+            if exclusion.side == ExcludedRecord.Side.APP and exclusion.email:
+                self._requeue(int(exclusion.record_id), exclusion.reason)
 
     def _write_remote(self, pairs: list[PairPlan]) -> dict[int, WriteResult]:
         """Send the CRM writes in batches; return each pair's result by ``id(pair)``."""
@@ -263,31 +290,48 @@ class ConnectionSync:
                 results.update({id(pair): outcome for pair, outcome in zip(chunk, outcomes, strict=True)})
         return results
 
-    def _apply_pair(self, pair: PairPlan, result: WriteResult | None, contacts_by_id, links_by_contact) -> bool:
+    def _apply_pair(
+        self,
+        pair: PairPlan,
+        *,
+        result: WriteResult | None,
+        planned: LocalState | None,
+        link: ContactLink | None,
+        link_state: LinkState | None,
+    ) -> bool:
         """Write one pair's app side, link and conflicts; return False when the app refused the change."""
         self._count_pair(pair)
-        link = links_by_contact.get(pair.contact_id)
         with transaction.atomic():
+            contact = None
+            if pair.contact_id:
+                # Locked and read again: a person may have edited the contact while the CRM was written.
+                contact = Contact.objects.select_for_update().get(pk=pair.contact_id)
+                pair = rebase_on_concurrent_edit(
+                    pair=pair, planned=planned, current=_local_state(contact), link=link_state
+                )
             try:
-                contact = self._write_local(pair, contacts_by_id.get(pair.contact_id))
+                contact = self._write_local(pair, contact)
             except ValidationError as exc:
-                self.counts.errors += 1
-                if link:
-                    link.status, link.last_error = ContactLink.Status.ERROR, f"Could not update the app contact: {exc}"
-                    link.save(update_fields=["status", "last_error"])
-                else:
-                    self.counts.excluded += 1
-                    ExcludedRecord.objects.update_or_create(
-                        connection=self.connection,
-                        side=ExcludedRecord.Side.CRM,
-                        record_id=pair.remote_id,
-                        defaults={"email": pair.local_values.get("email", ""), "reason": str(exc)},
-                    )
+                self._record_local_refusal(pair, link, exc)
                 return False
             link = link or ContactLink(connection=self.connection, contact=contact)
             self._update_link(link, pair, result)
             self._record_conflicts(link, pair)
         return True
+
+    def _record_local_refusal(self, pair: PairPlan, link: ContactLink | None, exc: ValidationError) -> None:
+        self.counts.errors += 1
+        if link:
+            link.status, link.last_error = ContactLink.Status.ERROR, f"Could not update the app contact: {exc}"
+            link.save(update_fields=["status", "last_error"])
+        else:
+            self.counts.excluded += 1
+            ExcludedRecord.objects.update_or_create(
+                connection=self.connection,
+                side=ExcludedRecord.Side.CRM,
+                record_id=pair.remote_id,
+                defaults={"email": pair.local_values.get("email", ""), "reason": str(exc)},
+            )
 
     def _write_local(self, pair: PairPlan, contact: Contact | None) -> Contact:
         pulled = {"source_connection_id": self.connection.pk}
@@ -303,41 +347,55 @@ class ConnectionSync:
         return contact
 
     def _update_link(self, link: ContactLink, pair: PairPlan, result: WriteResult | None) -> None:
-        remote_ok = result is None or result.ok
-        link.last_synced_at = timezone.now()
-        if remote_ok:
-            link.remote_id = (result.remote_id if result and result.remote_id else None) or pair.remote_id
-            link.base, link.base_deleted = pair.base.as_dict(), pair.deleted
-            link.remote_version = (result.version if result else "") or pair.remote_version
-            link.status, link.last_error = ContactLink.Status.OK, ""
-        elif result.existing_remote_id:
+        if result is None or result.ok:
+            remote_id = (result.remote_id if result else None) or pair.remote_id
+            state = (remote_id, pair.base.as_dict(), pair.deleted, ContactLink.Status.OK, "")
+            version = (result.version if result else "") or pair.remote_version
+            if (
+                pair.is_noop
+                and link.pk
+                and (link.remote_id, link.base, link.base_deleted, link.status, link.last_error) == state
+            ):
+                return  # nothing changed: skip the write that would only bump last_synced_at
+            link.remote_id, link.base, link.base_deleted, link.status, link.last_error = state
+            link.remote_version = version
+        elif result.existing_remote_id and not self._linked_elsewhere(result.existing_remote_id, link):
             # The CRM already holds this email: link to that record; the next push merges both.
             link.remote_id, link.base, link.base_deleted = result.existing_remote_id, {}, False
             link.status, link.last_error = ContactLink.Status.PENDING, result.error
-            self._requeue(link.contact, result.error)
+            self._requeue(link.contact_id, result.error)
         else:
             self.counts.errors += 1
             link.remote_id = pair.remote_id
             link.base = pair.base_if_remote_fails.as_dict() if pair.base_if_remote_fails else {}
             link.base_deleted = pair.deleted_if_remote_fails
             link.status, link.last_error = ContactLink.Status.ERROR, result.error
+            if result.existing_remote_id:
+                link.last_error = (
+                    f"{result.error} That CRM record is linked to another contact; change one of the two emails."
+                )
             if result.retryable:
-                self._requeue(link.contact, result.error)
+                self._requeue(link.contact_id, result.error)
         if pair.conflicts and self.policy.strategy == "manual_review":
             link.status = ContactLink.Status.CONFLICT
+        link.last_synced_at = timezone.now()
         link.save()
 
-    def _requeue(self, contact: Contact, error: str) -> None:
-        """Leave a push for the next run, counting the attempts so a lasting failure stops retrying."""
-        entry = (
-            OutboxEntry.objects.filter(
-                connection=self.connection, contact=contact, attempts__lt=settings.MAX_RETRY_ATTEMPTS
+    def _linked_elsewhere(self, remote_id: str, link: ContactLink) -> bool:
+        return ContactLink.objects.filter(connection=self.connection, remote_id=remote_id).exclude(pk=link.pk).exists()
+
+    def _requeue(self, contact_id: int, error: str) -> None:
+        """Leave a push for a later run; after MAX_RETRY_ATTEMPTS the error stays on the link instead."""
+        attempts = (
+            OutboxEntry.objects.filter(connection=self.connection, contact_id=contact_id).aggregate(
+                most=Max("attempts")
+            )["most"]
+            or 0
+        ) + 1
+        if attempts <= settings.MAX_RETRY_ATTEMPTS:
+            OutboxEntry.objects.create(
+                connection=self.connection, contact_id=contact_id, attempts=attempts, last_error=error
             )
-            .order_by("-attempts")
-            .first()
-        )
-        attempts = entry.attempts + 1 if entry else 1
-        OutboxEntry.objects.create(connection=self.connection, contact=contact, attempts=attempts, last_error=error)
 
     def _record_conflicts(self, link: ContactLink, pair: PairPlan) -> None:
         for conflict in pair.conflicts:
@@ -369,7 +427,7 @@ class ConnectionSync:
 def connection_sync(
     *,
     connection: CrmConnection,
-    trigger: str = SyncRun.Trigger.INCREMENTAL,
+    trigger: str | None = None,
     full: bool = False,
     remote_ids: list[str] | None = None,
     dry_run: bool = False,
@@ -378,12 +436,21 @@ def connection_sync(
     """Run one sync of ``connection`` and return its SyncRun.
 
     Reads the CRM (everything with ``full``, only ``remote_ids`` when a webhook named them, else
-    what changed since the cursor), then drains the outbox. Raises SyncAlreadyRunningError when
-    another sync holds the connection, ConnectionInactiveError when it is paused or disconnected.
-    The returned run carries ``plan``: the pair plans with writes (filled in on a dry run).
+    what changed since the cursor; nothing for a push), then drains the outbox. Raises
+    SyncAlreadyRunningError when another sync holds the connection, ConnectionInactiveError when it
+    is paused or disconnected. The returned run carries ``plan``: the pair plans with writes
+    (filled in on a dry run).
     """
     if connection.status not in CrmConnection.SYNCABLE_STATUSES:
         raise ConnectionInactiveError(f"Connection {connection.pk} is {connection.get_status_display().lower()}.")
+    if trigger is None:
+        trigger = (
+            SyncRun.Trigger.WEBHOOK
+            if remote_ids is not None
+            else SyncRun.Trigger.FULL
+            if full
+            else SyncRun.Trigger.INCREMENTAL
+        )
     adapter = adapter or get_adapter(connection)
     retry_after = None
     with connection_lock(connection) as lock:
@@ -396,6 +463,7 @@ def connection_sync(
         )
         run = SyncRun.objects.create(connection=connection, trigger=trigger)
         sync = ConnectionSync(connection=connection, adapter=adapter, lock=lock, dry_run=dry_run)
+        run.skipped_fields = ", ".join(sorted(sync.policy.ignored_fields))
         try:
             if remote_ids is not None:
                 sync.hinted(remote_ids)
@@ -409,6 +477,10 @@ def connection_sync(
             logger.warning("sync run %s of connection %s failed: %s", run.pk, connection.pk, exc)
             run.status, run.error = SyncRun.Status.FAILED, str(exc)
             retry_after = getattr(exc, "retry_after", None)
+        except Exception as exc:
+            # A bug must not leave the run "running" or the outbox without a follow-up.
+            logger.exception("sync run %s of connection %s crashed", run.pk, connection.pk)
+            run.status, run.error = SyncRun.Status.FAILED, f"Internal error ({type(exc).__name__}): {exc}"
         finally:
             for name in ("created", "updated", "deleted", "unchanged", "conflicts", "errors", "excluded"):
                 setattr(run, name, getattr(sync.counts, name))

@@ -1,6 +1,7 @@
 """Batch planning: first contact by email, creates, deletes, restores and merges."""
 
 from syncapp.engine import ContactRecord, LinkState, LocalState, Policy, RemoteState, plan_batch, plan_pair
+from syncapp.engine.plan import rebase_on_concurrent_edit
 
 ADA = ContactRecord(email="ada@example.com", first_name="Ada")
 
@@ -107,10 +108,17 @@ def test_delete_on_one_side_and_edit_on_the_other_deletes_and_keeps_the_base_for
     assert (pair.local_op, pair.deleted, pair.base) == ("delete", True, ADA)
 
 
-def test_linked_record_not_read_is_taken_as_unchanged():
+def test_linked_record_not_read_is_left_for_a_batch_that_reads_it():
     edited = ADA.with_values({"phone": "8"})
-    (pair,) = plan(locals=[local(record=edited)], links=[link()]).pairs
-    assert (pair.remote_op, pair.remote_values) == ("update", {"phone": "8"})
+    result = plan(locals=[local(record=edited)], links=[link()])
+    assert result.pairs == [] and result.excluded == []
+
+
+def test_an_unread_linked_contact_still_claims_its_email():
+    """A duplicate CRM record named by a webhook neither overwrites nor duplicates the linked contact."""
+    result = plan(locals=[local()], remotes=[remote("10")], links=[link()])
+    assert result.pairs == []
+    assert [(e.side, e.record_id) for e in result.excluded] == [("crm", "10")]
 
 
 def test_crm_merge_repoints_the_link_to_the_surviving_record():
@@ -138,3 +146,48 @@ def test_failed_push_keeps_the_old_base_so_the_push_is_retried():
     edited = ADA.with_values({"phone": "8"})
     pair = plan_pair(local=local(record=edited), remote=remote(), link=link(), policy=Policy())
     assert pair.base.phone == "8" and pair.base_if_remote_fails.phone == ""
+
+
+def test_fields_the_crm_lacks_are_neither_pushed_nor_pulled_and_keep_their_base():
+    policy = Policy(ignored_fields=frozenset({"pronouns"}))
+    mine = ADA.with_values({"pronouns": "she/her", "phone": "1"})
+    pair = plan_pair(local=local(record=mine), remote=remote(), link=link(), policy=policy)
+    assert pair.remote_values == {"phone": "1"} and pair.base.pronouns == ""
+    (create,) = plan_batch(locals=[local(record=mine)], remotes=[], links=[], policy=policy).pairs
+    assert "she/her" not in create.remote_values.values() and create.base.pronouns == ""
+
+
+def test_a_person_editing_a_field_the_plan_pulls_keeps_the_edit_and_the_conflict_comes_next():
+    planned = local(record=ADA)
+    pair = plan_pair(
+        local=planned, remote=remote(record=ADA.with_values({"phone": "crm"})), link=link(), policy=Policy()
+    )
+    current = local(record=ADA.with_values({"phone": "person"}))
+    rebased = rebase_on_concurrent_edit(pair=pair, planned=planned, current=current, link=link())
+    assert (rebased.local_op, rebased.local_values) == ("", {})
+    assert rebased.base.phone == ADA.phone  # both sides now differ from it: a conflict next time
+
+
+def test_a_person_editing_another_field_still_gets_the_pulled_values():
+    planned = local(record=ADA)
+    pair = plan_pair(
+        local=planned, remote=remote(record=ADA.with_values({"phone": "crm"})), link=link(), policy=Policy()
+    )
+    current = local(record=ADA.with_values({"first_name": "Person"}))
+    rebased = rebase_on_concurrent_edit(pair=pair, planned=planned, current=current, link=link())
+    assert (rebased.local_op, rebased.local_values, rebased.base.phone) == ("update", {"phone": "crm"}, "crm")
+
+
+def test_a_person_deleting_the_contact_while_the_crm_delete_is_applied_agrees_with_it():
+    planned = local(record=ADA)
+    pair = plan_pair(local=planned, remote=remote(deleted=True), link=link(), policy=Policy())
+    assert pair.local_op == "delete"
+    rebased = rebase_on_concurrent_edit(pair=pair, planned=planned, current=local(deleted=True), link=link())
+    assert rebased.local_op == "" and rebased.deleted is True
+
+
+def test_a_person_deleting_the_contact_while_values_are_pulled_keeps_both():
+    planned = local(record=ADA)
+    pair = plan_pair(local=planned, remote=remote(record=ADA.with_values({"phone": "9"})), link=link(), policy=Policy())
+    rebased = rebase_on_concurrent_edit(pair=pair, planned=planned, current=local(deleted=True), link=link())
+    assert (rebased.local_op, rebased.local_values, rebased.deleted) == ("update", {"phone": "9"}, False)

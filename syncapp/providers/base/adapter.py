@@ -59,6 +59,20 @@ class CrmAdapter:
         # Calls made through this adapter, reported on the sync run.
         self.api_calls = 0
 
+    # Mapping ---------------------------------------------------------------------
+
+    def to_record(self, data: dict) -> RemoteState:
+        """Translate one CRM payload into the engine's view of that record."""
+        raise NotImplementedError("subclasses of CrmAdapter must provide a to_record() method")
+
+    def from_record(self, values: dict[str, str]) -> dict:
+        """Translate universal field values into the CRM's write payload (fields it lacks left out)."""
+        raise NotImplementedError("subclasses of CrmAdapter must provide a from_record() method")
+
+    def unsupported_fields(self) -> frozenset[str]:
+        """Return the universal fields this account cannot hold yet; they are skipped and reported."""
+        return frozenset()
+
     # Reads -------------------------------------------------------------------
 
     def list_all(self) -> Iterator[RemotePage]:
@@ -102,8 +116,13 @@ class CrmAdapter:
         """Bring an archived record back with ``record``'s values.
 
         CRMs that cannot revive a record create a new one; the result's ``remote_id`` then differs
-        and the link follows it.
+        and the link follows it. A live record with the email already (say, from a restore whose
+        reply was lost) is reported as existing, not created twice.
         """
+        existing = self.find_by_emails([record.email]) if record.email else []
+        if existing:
+            oldest = min(existing, key=lambda item: (len(item.remote_id), item.remote_id))
+            return WriteResult(ok=False, existing_remote_id=oldest.remote_id, error="A record with this email exists.")
         (result,) = self.create_many([record])
         return result
 

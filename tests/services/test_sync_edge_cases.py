@@ -1,0 +1,175 @@
+"""Regression tests for the interleavings a review found: each one failed before its fix."""
+
+import pytest
+
+from syncapp.models import Contact, ContactLink, OutboxEntry, SyncConflict, SyncRun
+from syncapp.services.connections import ConnectionLock
+from syncapp.services.contacts import contact_create, contact_update
+from syncapp.services.sync import connection_sync
+from tests.conftest import make_connection
+
+pytestmark = pytest.mark.django_db
+
+
+def sync(connection, **kwargs):
+    run = connection_sync(connection=connection, **kwargs)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    return run
+
+
+def during(crm, call_name, action):
+    """Run ``action`` while the CRM is inside the named call (a person working meanwhile)."""
+    original = type(crm).call
+
+    def call(self, name, effect):
+        if name == call_name:
+            action()
+        return original(self, name, effect)
+
+    return call, original
+
+
+def test_a_webhook_for_a_duplicate_never_pushes_over_an_unread_crm_edit(tenant):
+    connection, crm = make_connection(tenant, unique_emails=False)
+    contact = contact_create(tenant=tenant, values={"email": "a@example.com", "phone": "0"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    crm.user_edit(remote_id, phone="crm")
+    contact_update(contact=contact, values={"phone": "app"})
+    duplicate = crm.user_create(email="a@example.com")
+
+    sync(connection, remote_ids=[duplicate])
+    assert crm.live()[remote_id]["phone"] == "crm"
+    sync(connection, remote_ids=[remote_id])
+
+    contact.refresh_from_db()
+    conflict = SyncConflict.objects.get()
+    assert (conflict.local_value, conflict.remote_value, contact.phone) == ("app", "crm", "crm")
+
+
+def test_a_person_editing_during_the_crm_writes_keeps_the_edit_and_gets_a_conflict(tenant):
+    connection, crm = make_connection(tenant)
+    x = contact_create(tenant=tenant, values={"email": "x@example.com", "phone": "0"})
+    y = contact_create(tenant=tenant, values={"email": "y@example.com"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    ids = {record["email"]: rid for rid, record in crm.live().items()}
+    crm.user_edit(ids["x@example.com"], phone="crm")
+    contact_update(contact=y, values={"job_title": "t"})
+    patched, original = during(
+        crm, "update_many", lambda: contact_update(contact=Contact.objects.get(pk=x.pk), values={"phone": "app"})
+    )
+    type(crm).call = patched
+    try:
+        sync(connection, remote_ids=list(ids.values()))  # its push step then meets the person's edit
+    finally:
+        type(crm).call = original
+
+    conflict = SyncConflict.objects.get(field="phone")
+    assert (conflict.local_value, conflict.remote_value, conflict.winner) == ("app", "crm", "crm")
+
+
+def test_a_409_pointing_at_a_record_linked_elsewhere_is_an_error_on_the_link_not_a_crash(tenant):
+    connection, crm = make_connection(tenant)
+    contact_create(tenant=tenant, values={"email": "a@example.com"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    b = contact_create(tenant=tenant, values={"email": "b@example.com"})
+    crm.user_edit(remote_id, email="b@example.com")  # a CRM user gives a's record b's address
+    crm.failures = []
+
+    run = connection_sync(connection=connection, full=True)
+
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert len(crm.live()) == 1
+    assert ContactLink.objects.filter(contact=b, remote_id__isnull=False).count() == 0
+
+
+def test_an_unexpected_error_fails_the_run_instead_of_leaving_it_running(tenant):
+    connection, crm = make_connection(tenant)
+    contact_create(tenant=tenant, values={"email": "boom@example.com"})
+
+    def explode(self, name, effect):
+        raise RuntimeError("adapter bug")
+
+    original = type(crm).call
+    type(crm).call = explode
+    try:
+        run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+    finally:
+        type(crm).call = original
+
+    assert run.status == SyncRun.Status.FAILED and "(RuntimeError): adapter bug" in run.error
+    assert not SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exists()
+    assert OutboxEntry.objects.get().attempts == 1
+
+
+def test_a_long_crm_outage_never_drops_an_app_change(tenant, settings):
+    connection, crm = make_connection(tenant)
+    contact = contact_create(tenant=tenant, values={"email": "e@example.com"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    contact_update(contact=contact, values={"phone": "123"})
+    for _ in range(settings.MAX_RETRY_ATTEMPTS + 2):
+        crm.failures = ["before"]
+        assert connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH).status == SyncRun.Status.FAILED
+
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert crm.live()[remote_id]["phone"] == "123"
+
+
+def test_restoring_the_crm_value_that_lost_to_the_app_sticks(tenant):
+    from syncapp.services.conflicts import conflict_restore
+
+    connection, crm = make_connection(tenant, conflict_strategy="field_priority")
+    connection.field_priorities = {"phone": "app"}
+    connection.save(update_fields=["field_priorities"])
+    contact = contact_create(tenant=tenant, values={"email": "c@example.com", "phone": "0"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    contact_update(contact=contact, values={"phone": "app"})
+    crm.user_edit(remote_id, phone="crm")
+    sync(connection)
+    conflict = SyncConflict.objects.get()
+    assert conflict.winner == "app" and crm.live()[remote_id]["phone"] == "app"
+
+    conflict_restore(conflict=conflict, user=None)
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+
+    contact.refresh_from_db()
+    assert contact.phone == crm.live()[remote_id]["phone"] == "crm"
+
+
+def test_a_full_sync_renews_its_lock_after_every_batch(tenant, settings, monkeypatch):
+    connection, crm = make_connection(tenant)
+    settings.SYNC_BATCH_SIZE = 1
+    for n in range(5):
+        contact_create(tenant=tenant, values={"email": f"u{n}@example.com"})
+    OutboxEntry.objects.all().delete()
+    renewals = []
+    monkeypatch.setattr(ConnectionLock, "renew", lambda self: renewals.append(1))
+
+    run = sync(connection, full=True)
+
+    assert run.trigger == SyncRun.Trigger.FULL
+    assert len(renewals) >= crm.calls.count("create_many") == 5
+
+
+def test_fields_the_account_lacks_are_skipped_and_reported(tenant, monkeypatch):
+    from tests.fakes import InMemoryAdapter
+
+    connection, crm = make_connection(tenant)
+    monkeypatch.setattr(InMemoryAdapter, "unsupported_fields", lambda self: frozenset({"pronouns"}))
+    contact_create(tenant=tenant, values={"email": "p@example.com", "pronouns": "they/them", "phone": "1"})
+
+    run = sync(connection, trigger=SyncRun.Trigger.PUSH)
+
+    (record,) = crm.live().values()
+    assert (record["phone"], record["pronouns"]) == ("1", "")
+    assert run.skipped_fields == "pronouns"
+
+    monkeypatch.undo()  # the field gets set up: the value follows with the next push
+    contact_update(contact=Contact.objects.get(), values={"phone": "2"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (record,) = crm.live().values()
+    assert (record["phone"], record["pronouns"]) == ("2", "they/them")
