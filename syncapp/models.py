@@ -264,8 +264,16 @@ class ExcludedRecord(models.Model):
 
     connection = models.ForeignKey(CrmConnection, on_delete=models.CASCADE, related_name="excluded_records")
     side = models.CharField(max_length=10, choices=Side.choices)
+
+    class Code(models.TextChoices):
+        NO_EMAIL = "no_email", "No email address"
+        DUPLICATE = "duplicate_email", "Duplicate email in the CRM"
+        EMAIL_LINKED = "email_linked_elsewhere", "Email linked to another record"
+        REFUSED = "refused", "Refused by the app"
+
     record_id = models.CharField(max_length=100)
     email = models.CharField(max_length=254, blank=True)
+    code = models.CharField(max_length=30, choices=Code.choices)
     reason = models.TextField()
     seen_at = models.DateTimeField(auto_now=True)
 

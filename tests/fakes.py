@@ -42,8 +42,8 @@ class InMemoryCrm:
         self.calls: list[str] = []
         # (remote id, field, value) for every value an API write set.
         self.api_writes: list[tuple[str, str, str]] = []
-        # (remote id, field, value) for every value a record ever held, whoever wrote it.
-        self.history: set[tuple[str, str, str]] = set()
+        # (remote id, field, value) for every value a read returned to the sync.
+        self.observed: set[tuple[str, str, str]] = set()
         # Each item is "before" (the call fails, nothing happens) or "after" (it happens, the reply is lost).
         self.failures: list[str] = []
         # Values the CRM refuses with a 400, like an invalid phone number.
@@ -81,6 +81,10 @@ class InMemoryCrm:
     def live(self) -> dict[str, dict[str, str]]:
         return {r.id: self._full(r) for r in self.live_records()}
 
+    @property
+    def api_writes_set(self) -> set[tuple[str, str, str]]:
+        return set(self.api_writes)
+
     def live_records(self) -> list[StoredRecord]:
         return [r for r in self.records.values() if not r.archived]
 
@@ -104,7 +108,6 @@ class InMemoryCrm:
 
     def _write(self, record: StoredRecord, values: dict) -> None:
         record.values.update(values)
-        self.history.update((record.id, name, value) for name, value in values.items())
         self._touch(record)
 
     def email_owner(self, email: str, *, exclude: str | None = None) -> str | None:
@@ -115,6 +118,7 @@ class InMemoryCrm:
         return None
 
     def state(self, record: StoredRecord) -> RemoteState:
+        self.observed.update((record.id, name, value) for name, value in self._full(record).items())
         return RemoteState(
             remote_id=record.id,
             record=ContactRecord.from_dict(record.values),

@@ -50,10 +50,15 @@ class PairPlan:
 class Exclusion:
     """A record left out of the sync, with the reason shown to operators."""
 
+    NO_EMAIL = "no_email"
+    DUPLICATE = "duplicate_email"
+    EMAIL_LINKED = "email_linked_elsewhere"
+
     side: str  # "app" or "crm"
     record_id: str
     email: str
     reason: str
+    code: str
 
 
 @dataclass
@@ -209,14 +214,14 @@ def _plan_first_contacts(
     remotes_by_email: dict[str, list[RemoteState]] = defaultdict(list)
     for remote in unlinked_remotes:
         if not remote.record.email:
-            plan.excluded.append(Exclusion("crm", remote.remote_id, "", "no email address"))
+            plan.excluded.append(Exclusion("crm", remote.remote_id, "", "no email address", Exclusion.NO_EMAIL))
         else:
             remotes_by_email[remote.record.email].append(remote)
 
     for local in unlinked_locals:
         email = local.record.email
         if not email:
-            plan.excluded.append(Exclusion("app", str(local.contact_id), "", "no email address"))
+            plan.excluded.append(Exclusion("app", str(local.contact_id), "", "no email address", Exclusion.NO_EMAIL))
         elif remotes_by_email.get(email):
             oldest, *others = remotes_by_email.pop(email)
             plan.pairs.append(plan_pair(local=local, remote=oldest, link=None, policy=policy))
@@ -228,6 +233,7 @@ def _plan_first_contacts(
                     str(local.contact_id),
                     email,
                     f"CRM record {taken_remote_emails[email]} with this email is linked to another contact",
+                    Exclusion.EMAIL_LINKED,
                 )
             )
         else:
@@ -250,6 +256,7 @@ def _plan_first_contacts(
                     oldest.remote_id,
                     email,
                     f"app contact {taken_emails[email]} with this email is linked to another record",
+                    Exclusion.EMAIL_LINKED,
                 )
             )
             _exclude_duplicates(plan, others, taken_emails[email])
@@ -276,6 +283,7 @@ def _exclude_duplicates(plan: Plan, duplicates: list[RemoteState], kept_id: str)
                 duplicate.remote_id,
                 duplicate.record.email,
                 f"duplicate email in the CRM; the oldest record {kept_id} is the one synced",
+                Exclusion.DUPLICATE,
             )
         )
 

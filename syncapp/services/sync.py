@@ -136,6 +136,28 @@ class ConnectionSync:
             returned.update(merged for remote in remotes for merged in remote.merged_ids)
             self.reconcile(remotes=remotes, absent=frozenset(set(chunk) - returned))
 
+    def revisit_exclusions(self) -> None:
+        """Read again the CRM records left out as duplicates whose email no live contact holds any more.
+
+        Deleting or re-addressing the synced record frees its email; the duplicate then syncs
+        like any new record instead of waiting for the next full listing.
+        """
+        excluded = dict(
+            ExcludedRecord.objects.filter(
+                connection=self.connection,
+                side=ExcludedRecord.Side.CRM,
+                code__in=[ExcludedRecord.Code.DUPLICATE, ExcludedRecord.Code.EMAIL_LINKED],
+            ).values_list("record_id", "email")
+        )
+        taken = set(
+            Contact.objects.filter(
+                tenant_id=self.connection.tenant_id, deleted_at__isnull=True, email__in=set(excluded.values())
+            ).values_list("email", flat=True)
+        )
+        freed = [record_id for record_id, email in excluded.items() if email not in taken]
+        if freed:
+            self.hinted(freed)
+
     def push(self) -> None:
         """Drain the outbox: reconcile each changed contact against a fresh read of its CRM record."""
         if not self.dry_run:
@@ -255,17 +277,18 @@ class ConnectionSync:
                     side=exclusion.side,
                     record_id=exclusion.record_id,
                     email=exclusion.email,
+                    code=exclusion.code,
                     reason=exclusion.reason,
                 )
                 for exclusion in exclusions
             ],
             update_conflicts=True,
             unique_fields=["connection", "side", "record_id"],
-            update_fields=["email", "reason", "seen_at"],
+            update_fields=["email", "code", "reason", "seen_at"],
         )
         # An app contact left out because its email is linked elsewhere may fit once that link changes.
         for exclusion in exclusions:
-            if exclusion.side == ExcludedRecord.Side.APP and exclusion.email:
+            if exclusion.side == ExcludedRecord.Side.APP and exclusion.code == Exclusion.EMAIL_LINKED:
                 self._requeue(int(exclusion.record_id), exclusion.reason)
 
     def _write_remote(self, pairs: list[PairPlan]) -> dict[int, WriteResult]:
@@ -330,7 +353,11 @@ class ConnectionSync:
                 connection=self.connection,
                 side=ExcludedRecord.Side.CRM,
                 record_id=pair.remote_id,
-                defaults={"email": pair.local_values.get("email", ""), "reason": str(exc)},
+                defaults={
+                    "email": pair.local_values.get("email", ""),
+                    "code": ExcludedRecord.Code.REFUSED,
+                    "reason": str(exc),
+                },
             )
 
     def _write_local(self, pair: PairPlan, contact: Contact | None) -> Contact:
@@ -472,6 +499,8 @@ def connection_sync(
             elif trigger != SyncRun.Trigger.PUSH:
                 sync.incremental()
             sync.push()
+            if not dry_run:
+                sync.revisit_exclusions()
             run.status = SyncRun.Status.SUCCEEDED
         except SyncError as exc:
             logger.warning("sync run %s of connection %s failed: %s", run.pk, connection.pk, exc)
