@@ -317,7 +317,10 @@ class OutboxEntry(models.Model):
     connection = models.ForeignKey(CrmConnection, on_delete=models.CASCADE, related_name="outbox")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="outbox")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Failed pushes so far; only grows the wait before the next try, an entry is never dropped.
     attempts = models.PositiveIntegerField(default=0)
+    # How often the CRM refused this contact with a retryable per-record error; capped by MAX_RETRY_ATTEMPTS.
+    record_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
 
     class Meta:

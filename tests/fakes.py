@@ -48,6 +48,8 @@ class InMemoryCrm:
         self.failures: list[str] = []
         # Values the CRM refuses with a 400, like an invalid phone number.
         self.invalid_values: set[str] = set()
+        # Values the CRM refuses for now, per record (a 207 item saying "try again later").
+        self.busy_values: set[str] = set()
         InMemoryCrm.accounts[account_id] = self
 
     # What a CRM user does in the CRM's own UI ------------------------------------
@@ -117,16 +119,17 @@ class InMemoryCrm:
                 return record.id
         return None
 
-    def state(self, record: StoredRecord) -> RemoteState:
+    def payload(self, record: StoredRecord) -> dict:
+        """What this CRM's API returns for a record."""
         self.observed.update((record.id, name, value) for name, value in self._full(record).items())
-        return RemoteState(
-            remote_id=record.id,
-            record=ContactRecord.from_dict(record.values),
-            deleted=record.archived,
-            modified_at=record.modified_at,
-            version=str(record.seq),
-            merged_ids=tuple(record.merged_ids),
-        )
+        return {
+            "id": record.id,
+            "properties": dict(record.values),
+            "archived": record.archived,
+            "updatedAt": record.modified_at,
+            "version": record.seq,
+            "mergedIds": list(record.merged_ids),
+        }
 
     def call(self, name: str, effect):
         """Run one API call, honouring injected failures."""
@@ -148,6 +151,19 @@ class InMemoryAdapter(CrmAdapter):
     def crm(self) -> InMemoryCrm:
         return InMemoryCrm.accounts[self.connection.account_id]
 
+    def to_record(self, data):
+        return RemoteState(
+            remote_id=data["id"],
+            record=ContactRecord.from_dict(data["properties"]),
+            deleted=data["archived"],
+            modified_at=data["updatedAt"],
+            version=str(data["version"]),
+            merged_ids=tuple(data["mergedIds"]),
+        )
+
+    def from_record(self, values):
+        return {name: value for name, value in values.items() if name in FIELDS}
+
     def _call(self, name, effect):
         self.api_calls += 1
         return self.crm.call(name, effect)
@@ -166,7 +182,10 @@ class InMemoryAdapter(CrmAdapter):
             if not page:
                 return
             after = order(page[-1])
-            yield RemotePage(records=[self.crm.state(r) for r in page], cursor=cursor or str(max(r.seq for r in page)))
+            yield RemotePage(
+                records=[self.to_record(self.crm.payload(r)) for r in page],
+                cursor=cursor or str(max(r.seq for r in page)),
+            )
 
     def list_all(self):
         # An incremental listing continues from the high-water mark of when this listing began.
@@ -184,7 +203,7 @@ class InMemoryAdapter(CrmAdapter):
                 rid = self.crm.merged_into.get(rid, rid)
                 record = self.crm.records.get(rid)
                 if record and not record.archived:
-                    found[rid] = self.crm.state(record)
+                    found[rid] = self.to_record(self.crm.payload(record))
             return list(found.values())
 
         return self._call("read_many", effect)
@@ -193,7 +212,11 @@ class InMemoryAdapter(CrmAdapter):
         wanted = {email.lower() for email in emails}
         return self._call(
             "find_by_emails",
-            lambda: [self.crm.state(r) for r in self.crm.live_records() if r.values.get("email", "").lower() in wanted],
+            lambda: [
+                self.to_record(self.crm.payload(r))
+                for r in self.crm.live_records()
+                if r.values.get("email", "").lower() in wanted
+            ],
         )
 
     def create_many(self, records):
@@ -208,7 +231,7 @@ class InMemoryAdapter(CrmAdapter):
                         )
                     )
                     continue
-                values = {k: v for k, v in record.as_dict().items() if v}
+                values = self.from_record({k: v for k, v in record.as_dict().items() if v})
                 stored = self.crm._create(values)
                 self.crm.api_writes.extend((stored.id, k, v) for k, v in values.items())
                 results.append(WriteResult(ok=True, remote_id=stored.id, version=str(stored.seq)))
@@ -235,6 +258,10 @@ class InMemoryAdapter(CrmAdapter):
                 if refused:
                     results.append(WriteResult(ok=False, error=f"Property values were not valid: {sorted(refused)}"))
                     continue
+                if self.crm.busy_values & set(values.values()):
+                    results.append(WriteResult(ok=False, error="Record is locked, try again later", retryable=True))
+                    continue
+                values = self.from_record(values)
                 self.crm._write(record, values)
                 self.crm.api_writes.extend((remote_id, k, v) for k, v in values.items())
                 results.append(WriteResult(ok=True, remote_id=remote_id, version=str(record.seq)))

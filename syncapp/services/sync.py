@@ -176,7 +176,8 @@ class ConnectionSync:
             try:
                 self._push_contacts({contact_id for _, contact_id in batch})
             except Exception as exc:
-                OutboxEntry.objects.filter(pk__in=entry_ids).update(attempts=F("attempts") + 1, last_error=str(exc))
+                if not self.dry_run:
+                    OutboxEntry.objects.filter(pk__in=entry_ids).update(attempts=F("attempts") + 1, last_error=str(exc))
                 raise
             if not self.dry_run:
                 OutboxEntry.objects.filter(pk__in=entry_ids).delete()
@@ -228,6 +229,7 @@ class ConnectionSync:
             absent_remote_ids=frozenset(absent),
         )
         self._record_exclusions(plan.excluded)
+        self._renew_lock()
         if self.dry_run:
             self.counts.planned.extend(pair for pair in plan.pairs if not pair.is_noop)
             for pair in plan.pairs:
@@ -251,7 +253,13 @@ class ConnectionSync:
             Q(side=ExcludedRecord.Side.CRM, record_id__in=[p.remote_id for p in synced if p.remote_id])
             | Q(side=ExcludedRecord.Side.APP, record_id__in=[str(p.contact_id) for p in synced if p.contact_id])
         ).delete()
-        self._renew_lock()
+        # Nor are records that are gone.
+        gone_remote = set(absent) | {remote.remote_id for remote in remotes if remote.deleted}
+        gone_local = [str(pk) for pk, state in local_states.items() if state.deleted]
+        ExcludedRecord.objects.filter(connection=self.connection).filter(
+            Q(side=ExcludedRecord.Side.CRM, record_id__in=gone_remote)
+            | Q(side=ExcludedRecord.Side.APP, record_id__in=gone_local)
+        ).delete()
         return plan
 
     def _count_pair(self, pair: PairPlan) -> None:
@@ -413,15 +421,19 @@ class ConnectionSync:
 
     def _requeue(self, contact_id: int, error: str) -> None:
         """Leave a push for a later run; after MAX_RETRY_ATTEMPTS the error stays on the link instead."""
-        attempts = (
+        failures = (
             OutboxEntry.objects.filter(connection=self.connection, contact_id=contact_id).aggregate(
-                most=Max("attempts")
+                most=Max("record_failures")
             )["most"]
             or 0
         ) + 1
-        if attempts <= settings.MAX_RETRY_ATTEMPTS:
+        if failures <= settings.MAX_RETRY_ATTEMPTS:
             OutboxEntry.objects.create(
-                connection=self.connection, contact_id=contact_id, attempts=attempts, last_error=error
+                connection=self.connection,
+                contact_id=contact_id,
+                attempts=1,
+                record_failures=failures,
+                last_error=error,
             )
 
     def _record_conflicts(self, link: ContactLink, pair: PairPlan) -> None:

@@ -173,3 +173,37 @@ def test_fields_the_account_lacks_are_skipped_and_reported(tenant, monkeypatch):
     sync(connection, trigger=SyncRun.Trigger.PUSH)
     (record,) = crm.live().values()
     assert (record["phone"], record["pronouns"]) == ("2", "they/them")
+
+
+def test_a_record_the_crm_refuses_for_now_is_retried_then_left_with_its_error(tenant, settings):
+    connection, crm = make_connection(tenant)
+    contact = contact_create(tenant=tenant, values={"email": "busy@example.com"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    crm.busy_values = {"locked"}
+    contact_update(contact=contact, values={"phone": "locked"})
+
+    for failures in range(1, settings.MAX_RETRY_ATTEMPTS + 1):
+        sync(connection, trigger=SyncRun.Trigger.PUSH)
+        assert OutboxEntry.objects.get().record_failures == failures
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert not OutboxEntry.objects.exists()
+    link = ContactLink.objects.get(contact=contact)
+    assert link.status == ContactLink.Status.ERROR and "try again later" in link.last_error
+    assert crm.calls.count("update_many") == settings.MAX_RETRY_ATTEMPTS + 1
+
+
+def test_a_duplicate_deleted_in_the_crm_is_no_longer_listed(tenant):
+    from syncapp.models import ExcludedRecord
+
+    connection, crm = make_connection(tenant, unique_emails=False)
+    first = crm.user_create(email="d@example.com")
+    second = crm.user_create(email="d@example.com")
+    sync(connection, full=True)
+    assert ExcludedRecord.objects.get().record_id == second
+
+    crm.user_delete(second)
+    sync(connection)
+
+    assert not ExcludedRecord.objects.exists()
+    assert ContactLink.objects.get().remote_id == first
