@@ -121,7 +121,25 @@ SYNC_LOCK_TTL = env.int("SYNC_LOCK_TTL", default=600)  # seconds
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
 # CRM adapters by provider id: adding a CRM means one folder under syncapp/providers/ and one line here.
-SYNCAPP_PROVIDERS = env.dict("SYNCAPP_PROVIDERS", default={})
+SYNCAPP_PROVIDERS = {
+    "hubspot": "syncapp.providers.hubspot.adapter.HubspotAdapter",
+    **env.dict("SYNCAPP_PROVIDERS", default={}),
+}
+
+# Webhook deliveries larger than this are refused with 413 before anything is parsed.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
+# HubSpot's v2 signature (no timestamp, so replayable) is accepted only when an old app needs it.
+HUBSPOT_ACCEPT_V2_SIGNATURE = env.bool("HUBSPOT_ACCEPT_V2_SIGNATURE", default=False)
+# Requests per RATE_LIMIT_WINDOW per connection (HubSpot: 100 private app Free/Starter, 110 OAuth app,
+# 190 Professional/Enterprise private app); a connection may override it (rate_limit_per_window).
+HUBSPOT_RATE_LIMIT = env.int("HUBSPOT_RATE_LIMIT", default=100)
+HUBSPOT_SEARCH_RATE_PER_SECOND = env.int("HUBSPOT_SEARCH_RATE_PER_SECOND", default=5)
+# How often the safety-net incremental pull runs for each HubSpot connection (ms; webhooks are the fast path).
+HUBSPOT_POLL_INTERVAL = env.int("HUBSPOT_POLL_INTERVAL", default=3_600_000)
+# Shared rate-limit buckets: Redis when REDIS_URL is set, else this SQLite file (one host, many processes).
+RATE_LIMIT_DB_PATH = env.str("RATE_LIMIT_DB_PATH", default=str(BASE_DIR / "ratelimit.sqlite"))
+HTTP_TIMEOUT = env.float("HTTP_TIMEOUT", default=30.0)  # seconds per CRM request
+HTTP_RETRY_BASE_DELAY = env.float("HTTP_RETRY_BASE_DELAY", default=1.0)  # seconds; doubles per retry
 
 # --- Task queue (django-q2) --------------------------------------------------
 
@@ -148,7 +166,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django": {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL}},
+    "loggers": {
+        "django": {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL},
+        # At DEBUG these log token request bodies (client secrets) and tokens: never below INFO.
+        "requests_oauthlib": {"level": "WARNING"},
+        "oauthlib": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
 }
 
 SENTRY_DSN = env.str("SENTRY_DSN", default="")

@@ -30,16 +30,46 @@ class ProviderAuthError(ProviderError):
 
 
 class TransientProviderError(ProviderError):
-    """A CRM call failed in a way that may pass on a later try (429, 5xx, timeout)."""
+    """A CRM call failed in a way that may pass on a later try (429, 5xx, 423, timeout).
 
+    ``retry_after`` is how many seconds the CRM asked us to wait, when it said.
+    """
 
-class RateLimitedError(TransientProviderError):
-    """The CRM asked us to slow down; ``retry_after`` is in seconds when it said."""
-
-    def __init__(self, message: str, *, status: int | None = 429, retry_after: float | None = None):
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
         super().__init__(message, status=status)
         self.retry_after = retry_after
 
 
+class RateLimitedError(TransientProviderError):
+    """The CRM asked us to slow down."""
+
+    def __init__(self, message: str, *, status: int | None = 429, retry_after: float | None = None):
+        super().__init__(message, status=status, retry_after=retry_after)
+
+
+class QuotaExhaustedError(ProviderError):
+    """The CRM's daily budget is spent: the connection waits until ``until`` instead of retrying."""
+
+    def __init__(self, message: str, *, until, status: int | None = 429):
+        super().__init__(message, status=status)
+        self.until = until
+
+
 class ProviderNotConfiguredError(SyncError):
     """No adapter is registered for a connection's provider id."""
+
+
+class OAuthError(SyncError):
+    """An OAuth step failed (bad state, refused code, token endpoint error); the message is safe to show."""
+
+
+class WebhookError(SyncError):
+    """A webhook delivery was refused; nothing from it is stored."""
+
+
+class WebhookSignatureError(WebhookError):
+    """A webhook's signature is missing, wrong or too old (answered with 401)."""
+
+
+class WebhookPayloadError(WebhookError):
+    """A webhook's body is not the shape the provider documents (answered with 400)."""

@@ -125,6 +125,10 @@ class CrmConnection(models.Model):
     pronouns_state = models.CharField(max_length=20, choices=PronounsState.choices, default=PronounsState.UNKNOWN)
     pronouns_field_key = models.CharField(max_length=100, blank=True)
     pronouns_message = models.TextField(blank=True)
+    rate_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per RATE_LIMIT_WINDOW for this account's tier; empty: the default."
+    )
+    rate_limited_until = models.DateTimeField(null=True, blank=True)
     sync_cursor = models.CharField(max_length=200, blank=True)
     last_full_sync_at = models.DateTimeField(null=True, blank=True)
     lock_owner = models.CharField(max_length=64, blank=True, editable=False)

@@ -6,6 +6,7 @@ from syncapp.exceptions import ConnectionInactiveError, SyncAlreadyRunningError
 from syncapp.models import CrmConnection, SyncRun
 from syncapp.services.outbox import push_retry_delay, push_retry_schedule, push_schedule_clear
 from syncapp.services.sync import connection_sync as connection_sync_service
+from syncapp.services.webhooks import webhook_events_process as webhook_events_process_service
 
 logger = logging.getLogger(__name__)
 
@@ -24,5 +25,16 @@ def connection_sync(connection_id: int, trigger: str = SyncRun.Trigger.SCHEDULED
     return None
 
 
+def connection_poll(connection_id: int) -> int | None:
+    """The schedule's entry point: inbox events whose task was lost first, then the incremental read."""
+    webhook_events_process_service(connection=CrmConnection.objects.get(pk=connection_id))
+    return connection_sync(connection_id, trigger=SyncRun.Trigger.SCHEDULED)
+
+
 def connection_push(connection_id: int) -> int | None:
     return connection_sync(connection_id, trigger=SyncRun.Trigger.PUSH)
+
+
+def webhook_events_process(connection_id: int) -> int:
+    connection = CrmConnection.objects.get(pk=connection_id)
+    return webhook_events_process_service(connection=connection)

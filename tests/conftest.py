@@ -6,9 +6,14 @@ from tests.fakes import InMemoryCrm
 
 
 @pytest.fixture(autouse=True)
-def memory_provider(settings):
+def memory_provider(settings, tmp_path_factory):
     settings.SYNCAPP_PROVIDERS = {**settings.SYNCAPP_PROVIDERS, "memory": "tests.fakes.InMemoryAdapter"}
     settings.SYNC_ENCRYPTION_KEY = "test-key"
+    # Retries and shared rate limits run for real, without the waiting (a rate-limit test sets its own).
+    settings.HTTP_RETRY_BASE_DELAY = 0
+    settings.HUBSPOT_RATE_LIMIT = 100_000
+    settings.HUBSPOT_SEARCH_RATE_PER_SECOND = 100_000
+    settings.RATE_LIMIT_DB_PATH = str(tmp_path_factory.getbasetemp() / "ratelimit.sqlite")
     InMemoryCrm.accounts.clear()
 
 

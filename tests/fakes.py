@@ -165,7 +165,7 @@ class InMemoryAdapter(CrmAdapter):
         return {name: value for name, value in values.items() if name in FIELDS}
 
     def _call(self, name, effect):
-        self.api_calls += 1
+        self.calls += 1
         return self.crm.call(name, effect)
 
     def _pages(self, name, matching, order, cursor=None):
@@ -294,6 +294,14 @@ class InMemoryAdapter(CrmAdapter):
             return WriteResult(ok=True, remote_id=stored.id, version=str(stored.seq))
 
         return self._call("restore", effect)
+
+    def custom_fields(self):
+        return self._call(
+            "custom_fields",
+            lambda: [
+                CustomFieldResult(key=key, created=False, label=label) for key, label in self.crm.custom_fields.items()
+            ],
+        )
 
     def ensure_custom_field(self, *, name, label):
         def effect():

@@ -9,9 +9,10 @@ from syncapp.exceptions import ProviderNotConfiguredError
 KNOWN_PROVIDER_IDS = ("hubspot", "pipedrive")
 
 
-def provider_ids() -> list[str]:
-    """Return every provider id a connection may use."""
-    return sorted(set(KNOWN_PROVIDER_IDS) | set(settings.SYNCAPP_PROVIDERS))
+def provider_ids(*, configured_only: bool = False) -> list[str]:
+    """Return every provider id a connection may use (with ``configured_only``, those that can sync)."""
+    configured = set(settings.SYNCAPP_PROVIDERS)
+    return sorted(configured if configured_only else configured | set(KNOWN_PROVIDER_IDS))
 
 
 def get_adapter_class(provider_id: str):
@@ -27,3 +28,11 @@ def get_adapter_class(provider_id: str):
 def get_adapter(connection):
     """Return the adapter for ``connection``."""
     return get_adapter_class(connection.provider)(connection=connection)
+
+
+def get_webhook_handler(provider_id: str):
+    """Return the webhook handler of ``provider_id``; raise ProviderNotConfiguredError if it takes none."""
+    handler_class = getattr(get_adapter_class(provider_id), "webhook_handler_class", None)
+    if handler_class is None:
+        raise ProviderNotConfiguredError(f"Provider '{provider_id}' does not receive webhooks.")
+    return handler_class()

@@ -12,6 +12,7 @@ from syncapp.engine import STRATEGIES
 from syncapp.exceptions import SyncAlreadyRunningError, SyncError, ValidationError
 from syncapp.models import CrmConnection, Tenant
 from syncapp.providers import provider_ids
+from syncapp.services.schedules import connection_schedule_update
 
 
 def connection_create(
@@ -43,7 +44,18 @@ def connection_create(
     )
     connection.credentials = credentials
     connection.save()
+    connection_schedule_update(connection=connection)
     return connection
+
+
+def connection_status_set(*, connection: CrmConnection, status: str, message: str = "", until=None) -> None:
+    """Record what the last run learned about the connection (a paused one stays paused)."""
+    if connection.status in (CrmConnection.Status.PAUSED, CrmConnection.Status.DISCONNECTED):
+        return
+    if (connection.status, connection.status_message, connection.rate_limited_until) == (status, message, until):
+        return
+    connection.status, connection.status_message, connection.rate_limited_until = status, message, until
+    connection.save(update_fields=["status", "status_message", "rate_limited_until", "updated_at"])
 
 
 class LockLostError(SyncError):

@@ -28,11 +28,17 @@ from syncapp.engine import (
     plan_batch,
 )
 from syncapp.engine.plan import rebase_on_concurrent_edit
-from syncapp.exceptions import ConnectionInactiveError, SyncError, ValidationError
+from syncapp.exceptions import (
+    ConnectionInactiveError,
+    ProviderAuthError,
+    QuotaExhaustedError,
+    SyncError,
+    ValidationError,
+)
 from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
 from syncapp.providers import get_adapter
 from syncapp.providers.base import WriteResult
-from syncapp.services.connections import connection_lock
+from syncapp.services.connections import connection_lock, connection_status_set
 from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
 from syncapp.services.outbox import outbox_follow_up, push_schedule_clear
 
@@ -482,6 +488,9 @@ def connection_sync(
     """
     if connection.status not in CrmConnection.SYNCABLE_STATUSES:
         raise ConnectionInactiveError(f"Connection {connection.pk} is {connection.get_status_display().lower()}.")
+    if connection.rate_limited_until and connection.rate_limited_until > timezone.now():
+        until = f"{connection.rate_limited_until:%Y-%m-%d %H:%M} UTC"
+        raise ConnectionInactiveError(f"Connection {connection.pk} waits for its CRM's daily limit until {until}.")
     if trigger is None:
         trigger = (
             SyncRun.Trigger.WEBHOOK
@@ -514,10 +523,18 @@ def connection_sync(
             if not dry_run:
                 sync.revisit_exclusions()
             run.status = SyncRun.Status.SUCCEEDED
+            connection_status_set(connection=connection, status=CrmConnection.Status.ACTIVE)
         except SyncError as exc:
             logger.warning("sync run %s of connection %s failed: %s", run.pk, connection.pk, exc)
             run.status, run.error = SyncRun.Status.FAILED, str(exc)
             retry_after = getattr(exc, "retry_after", None)
+            if isinstance(exc, QuotaExhaustedError):
+                retry_after = (exc.until - timezone.now()).total_seconds()
+                connection_status_set(
+                    connection=connection, status=CrmConnection.Status.RATE_LIMITED, message=str(exc), until=exc.until
+                )
+            elif isinstance(exc, ProviderAuthError):
+                connection_status_set(connection=connection, status=CrmConnection.Status.ERROR, message=str(exc))
         except Exception as exc:
             # A bug must not leave the run "running" or the outbox without a follow-up.
             logger.exception("sync run %s of connection %s crashed", run.pk, connection.pk)

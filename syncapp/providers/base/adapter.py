@@ -53,11 +53,21 @@ class CrmAdapter:
     name: str = ""
     # Largest batch one write call accepts.
     max_batch_size: int = 100
+    # The setting (milliseconds) that says how often this CRM is polled.
+    poll_interval_setting = "DEFAULT_SYNC_INTERVAL"
+
+    # The CrmClient an adapter talks through, when it has one.
+    client = None
 
     def __init__(self, *, connection):
         self.connection = connection
-        # Calls made through this adapter, reported on the sync run.
-        self.api_calls = 0
+        # Calls made by an adapter without a client.
+        self.calls = 0
+
+    @property
+    def api_calls(self) -> int:
+        """Return how many API calls this adapter made (reported on the sync run)."""
+        return self.client.calls if self.client else self.calls
 
     # Mapping ---------------------------------------------------------------------
 
@@ -132,6 +142,14 @@ class CrmAdapter:
 
     # Custom fields --------------------------------------------------------------
 
+    # True where the CRM invents a field's key (Pipedrive's 40-character hashes), so a field is
+    # recognised by its label; False where we choose the key ourselves (HubSpot property names).
+    generated_field_keys = False
+
+    def custom_fields(self) -> list[CustomFieldResult]:
+        """Return the contact fields the account has (key and label)."""
+        raise NotImplementedError("subclasses of CrmAdapter must provide a custom_fields() method")
+
     def ensure_custom_field(self, *, name: str, label: str) -> CustomFieldResult:
-        """Find or create the custom contact field ``name``; idempotent."""
+        """Create the text field ``name`` labelled ``label`` unless it exists; "already exists" is success."""
         raise NotImplementedError("subclasses of CrmAdapter must provide an ensure_custom_field() method")

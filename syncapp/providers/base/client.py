@@ -1,0 +1,116 @@
+"""HTTP plumbing every CRM client shares: session, timeouts, shared rate limits, retries, errors.
+
+Subclasses say how to authenticate, which rate limits a request counts against and how the CRM
+words its errors; the retry loop, the single token refresh on a 401 and the error mapping live here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+from django.conf import settings
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from syncapp.exceptions import (
+    ProviderAuthError,
+    ProviderError,
+    RateLimitedError,
+    TransientProviderError,
+)
+from syncapp.providers.base.ratelimit import rate_limit_wait
+
+logger = logging.getLogger(__name__)
+
+
+def _wait(retry_state: RetryCallState) -> float:
+    """Wait what the CRM asked for, else exponential backoff with jitter."""
+    exc = retry_state.outcome.exception()
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        return retry_after
+    base = settings.HTTP_RETRY_BASE_DELAY
+    return wait_exponential_jitter(multiplier=base, max=base * 30, jitter=base)(retry_state)
+
+
+class CrmClient:
+    default_base_url = ""
+    name = "CRM"
+
+    def __init__(self, *, connection):
+        self.connection = connection
+        self.base_url = (connection.api_base_url or self.default_base_url).rstrip("/")
+        self.session = requests.Session()
+        self.calls = 0
+
+    # Hooks for subclasses ---------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        """Return the headers that authenticate a request."""
+        raise NotImplementedError("subclasses of CrmClient must provide an auth_headers() method")
+
+    def refresh_auth(self) -> bool:
+        """Renew expired credentials; return True when a retry may now succeed."""
+        return False
+
+    def rate_limits(self, method: str, path: str) -> list[tuple[str, int, int]]:
+        """Return the (bucket key, limit, interval ms) buckets one request spends from."""
+        return []
+
+    def error_for(self, response: requests.Response) -> ProviderError:
+        """Return the exception for a failed response, worded with the CRM's own message."""
+        message = f"{self.name} answered {response.status_code}: {response.text[:500]}"
+        if response.status_code == 429:
+            return RateLimitedError(message, retry_after=_retry_after(response))
+        if response.status_code >= 500:
+            return TransientProviderError(message, status=response.status_code)
+        if response.status_code in (401, 403):
+            return ProviderAuthError(message, status=response.status_code)
+        return ProviderError(message, status=response.status_code)
+
+    # The request loop -----------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, ok_statuses=(), **kwargs) -> requests.Response:
+        """Send a request, retrying 429, 5xx, timeouts and dropped connections with backoff.
+
+        Statuses in ``ok_statuses`` (for example 207) are returned instead of raised. 4xx answers
+        other than 429 are not retried: their message reaches the run and the link.
+        """
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientProviderError),
+            stop=stop_after_attempt(settings.MAX_RETRY_ATTEMPTS + 1),
+            wait=_wait,
+            reraise=True,
+        )
+        return retrying(self._send, method, path, ok_statuses=ok_statuses, **kwargs)
+
+    def _send(self, method: str, path: str, *, ok_statuses=(), refreshed=False, **kwargs) -> requests.Response:
+        for key, limit, interval_ms in self.rate_limits(method, path):
+            if not rate_limit_wait(key=key, limit=limit, interval_ms=interval_ms):
+                raise RateLimitedError(f"{self.name}: waited too long for the shared rate limit ({key}).")
+        url = self.base_url + path
+        try:
+            response = self.session.request(
+                method, url, headers=self.auth_headers(), timeout=settings.HTTP_TIMEOUT, **kwargs
+            )
+        except requests.Timeout as exc:
+            raise TransientProviderError(f"{self.name}: {method} {path} timed out") from exc
+        except requests.ConnectionError as exc:
+            raise TransientProviderError(f"{self.name}: {method} {path} failed to connect: {exc}") from exc
+        finally:
+            self.calls += 1
+        if response.status_code == 401 and not refreshed and self.refresh_auth():
+            return self._send(method, path, ok_statuses=ok_statuses, refreshed=True, **kwargs)
+        if response.ok or response.status_code in ok_statuses:
+            return response
+        error = self.error_for(response)
+        logger.info("%s %s %s -> %s", self.name, method, path, response.status_code)
+        raise error
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(float(value), 0) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""HubSpot: contacts API v3, properties, OAuth and signed webhooks."""

@@ -1,0 +1,179 @@
+"""HubSpot as a CRM adapter: contacts API v3 in batches of 100, search for incremental reads."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from syncapp.engine import ContactRecord, RemoteState
+from syncapp.exceptions import ProviderError
+from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
+
+from . import mapping
+from .client import SEARCH_PAGE_SIZE, HubspotClient
+from .webhooks import HubspotWebhookHandler
+
+# Search results appear "after a few moments": each incremental read goes back this far.
+SEARCH_OVERLAP_MS = 2 * 60 * 1000
+# HubSpot refuses to page a search past 10,000 results; restart from the last timestamp before it.
+SEARCH_RESULT_CAP = 10_000
+EXISTING_ID = re.compile(r"Existing ID: (\d+)")
+
+
+class HubspotAdapter(CrmAdapter):
+    id = "hubspot"
+    name = "HubSpot"
+    max_batch_size = 100
+    webhook_handler_class = HubspotWebhookHandler
+    # Webhooks are the fast path; the poll is a safety net for deliveries that never came.
+    poll_interval_setting = "HUBSPOT_POLL_INTERVAL"
+
+    def __init__(self, *, connection):
+        super().__init__(connection=connection)
+        self.client = HubspotClient(connection=connection)
+
+    # Mapping -------------------------------------------------------------------------------
+
+    @property
+    def names(self) -> dict[str, str]:
+        configured = self.connection.pronouns_state == self.connection.PronounsState.CONFIGURED
+        return mapping.property_names(pronouns_property=self.connection.pronouns_field_key if configured else None)
+
+    @property
+    def properties(self) -> list[str]:
+        return [*self.names.values(), *mapping.EXTRA_PROPERTIES]
+
+    def to_record(self, data: dict) -> RemoteState:
+        return mapping.to_state(data, names=self.names)
+
+    def from_record(self, values: dict[str, str]) -> dict:
+        return mapping.to_properties(values, names=self.names)
+
+    def unsupported_fields(self) -> frozenset[str]:
+        return frozenset({"pronouns"} - set(self.names))
+
+    def webhook_path(self) -> str:
+        return "/webhooks/hubspot/"
+
+    # Reads ------------------------------------------------------------------------------------
+
+    def list_all(self):
+        # Changes made while the listing runs are picked up by the next incremental read.
+        cursor = str(int(time.time() * 1000) - SEARCH_OVERLAP_MS)
+        after = None
+        while True:
+            body = self.client.list_contacts(properties=self.properties, after=after)
+            yield RemotePage(records=[self.to_record(item) for item in body.get("results", [])], cursor=cursor)
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+
+    def list_changed(self, *, cursor):
+        since = max(int(cursor or 0) - SEARCH_OVERLAP_MS, 0)
+        seen: set[tuple[str, str]] = set()
+        after, read_in_query = None, 0
+        while True:
+            body = self.client.search_modified_since(since_ms=since, properties=self.properties, after=after)
+            results = body.get("results", [])
+            fresh = [item for item in results if (item["id"], item.get("updatedAt")) not in seen]
+            seen.update((item["id"], item.get("updatedAt")) for item in results)
+            page_cursor = str(mapping.modified_ms(results[-1])) if results else None
+            if fresh:
+                yield RemotePage(records=[self.to_record(item) for item in fresh], cursor=page_cursor)
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            read_in_query += len(results)
+            if not after:
+                return
+            if read_in_query + SEARCH_PAGE_SIZE > SEARCH_RESULT_CAP:
+                # A new query from the last timestamp read; the seen set drops the repeats.
+                restart = mapping.modified_ms(results[-1])
+                since = restart if restart > since else since + 1
+                after, read_in_query = None, 0
+
+    def read_many(self, remote_ids):
+        body = self.client.batch_read(ids=list(remote_ids), properties=self.properties)
+        return [self.to_record(item) for item in body.get("results", [])]
+
+    def find_by_emails(self, emails):
+        body = self.client.batch_read(ids=list(emails), properties=self.properties, id_property="email")
+        return [self.to_record(item) for item in body.get("results", [])]
+
+    # Writes -------------------------------------------------------------------------------------
+
+    def create_many(self, records: list[ContactRecord]) -> list[WriteResult]:
+        inputs = [
+            {
+                "properties": self.from_record(_non_empty(record.as_dict())),
+                "associations": [],
+                "objectWriteTraceId": str(i),
+            }
+            for i, record in enumerate(records)
+        ]
+        try:
+            body = self.client.batch_create(inputs=inputs)
+        except ProviderError as exc:
+            if exc.status != 409:
+                raise
+            if len(inputs) == 1:
+                return [_refused(str(exc))]
+            # One duplicate email fails the whole batch: create one by one to find which.
+            return [result for record in records for result in self.create_many([record])]
+        return _per_item(inputs, body)
+
+    def update_many(self, changes):
+        inputs = [
+            {"id": remote_id, "properties": self.from_record(values), "objectWriteTraceId": str(i)}
+            for i, (remote_id, values) in enumerate(changes)
+        ]
+        return _per_item(inputs, self.client.batch_update(inputs=inputs))
+
+    def archive_many(self, remote_ids):
+        self.client.batch_archive(ids=list(remote_ids))
+        return [WriteResult(ok=True, remote_id=remote_id) for remote_id in remote_ids]
+
+    # Custom fields ------------------------------------------------------------------------------
+
+    def ensure_custom_field(self, *, name: str, label: str) -> CustomFieldResult:
+        if self.client.property_get(name):
+            return CustomFieldResult(key=name, created=False, label=label)
+        try:
+            self.client.property_create({**mapping.PRONOUNS_PROPERTY, "name": name, "label": label})
+        except ProviderError as exc:
+            # Created meanwhile by someone else: HubSpot answers 409 (or 400 "already exists").
+            if exc.status == 409 or "already exists" in str(exc).lower():
+                return CustomFieldResult(key=name, created=False, label=label)
+            raise
+        return CustomFieldResult(key=name, created=True, label=label)
+
+    def custom_fields(self) -> list[CustomFieldResult]:
+        return [
+            CustomFieldResult(key=prop["name"], created=False, label=prop.get("label") or "")
+            for prop in self.client.property_list()
+        ]
+
+
+def _non_empty(values: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in values.items() if value}
+
+
+def _refused(message: str) -> WriteResult:
+    existing = EXISTING_ID.search(message)
+    return WriteResult(ok=False, error=message, existing_remote_id=existing.group(1) if existing else None)
+
+
+def _per_item(inputs: list[dict], body: dict) -> list[WriteResult]:
+    """Pair a batch (or 207 multi-status) answer with its inputs through objectWriteTraceId."""
+    by_trace: dict[str, WriteResult] = {}
+    for item in body.get("results", []):
+        trace = item.get("objectWriteTraceId")
+        by_trace[trace] = WriteResult(ok=True, remote_id=str(item["id"]), version=item.get("updatedAt") or "")
+    for error in body.get("errors", []):
+        message = f"HubSpot {error.get('category', 'ERROR')}: {error.get('message', '')}".strip()
+        retryable = str(error.get("status", "")).startswith("5") or error.get("category") == "RATE_LIMITS"
+        for trace in (error.get("context") or {}).get("objectWriteTraceId", []):
+            result = _refused(message)
+            by_trace[trace] = WriteResult(
+                ok=False, error=message, retryable=retryable, existing_remote_id=result.existing_remote_id
+            )
+    missing = WriteResult(ok=False, error="HubSpot did not report on this record; it will be retried.", retryable=True)
+    return [by_trace.get(item["objectWriteTraceId"], missing) for item in inputs]

@@ -1,0 +1,202 @@
+"""HubSpot webhooks: v3 request signatures (v2 on request), the event array, hints per event type.
+
+See https://developers.hubspot.com/docs/api/webhooks and .../webhooks/validating-requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+
+from syncapp.exceptions import WebhookPayloadError, WebhookSignatureError
+from syncapp.providers.base.webhooks import WebhookHandler, WebhookHints, WebhookNotice
+
+SIGNATURE_V3_HEADER = "X-HubSpot-Signature-v3"
+TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
+SIGNATURE_HEADER = "X-HubSpot-Signature"
+SIGNATURE_VERSION_HEADER = "X-HubSpot-Signature-Version"
+
+# HubSpot signs the URI with exactly these escapes decoded, and no others (as documented, upper case).
+URI_DECODINGS = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
+_URI_ESCAPE = re.compile("|".join(URI_DECODINGS))
+
+# eventId alone is not unique (HubSpot's docs); these fields together identify one event.
+DEDUPE_FIELDS = (
+    "portalId",
+    "subscriptionId",
+    "eventId",
+    "objectId",
+    "occurredAt",
+    "propertyName",
+    "subscriptionType",
+)
+
+
+def signature_uri(uri: str) -> str:
+    """Return ``uri`` as HubSpot signs it: only the documented percent-encodings decoded."""
+    return _URI_ESCAPE.sub(lambda match: URI_DECODINGS[match.group(0)], uri)
+
+
+def signature_v3(*, secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
+    """Return base64(HMAC-SHA256(secret, method + uri + body + timestamp)); ``uri`` as signed."""
+    message = method.encode() + uri.encode() + body + timestamp.encode()
+    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+
+
+def signature_v2(*, secret: str, method: str, uri: str, body: bytes) -> str:
+    """Return hex(SHA-256(secret + method + uri + body)), HubSpot's older signature."""
+    return hashlib.sha256(secret.encode() + method.encode() + uri.encode() + body).hexdigest()
+
+
+def webhook_secrets() -> list[str]:
+    """Return the secrets a delivery may be signed with; several while one is being rotated."""
+    configured = settings.HUBSPOT_WEBHOOK_SECRET or settings.HUBSPOT_CLIENT_SECRET
+    return [secret.strip() for secret in configured.split(",") if secret.strip()]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _matches(expected: list[str], signature: str) -> bool:
+    given = signature.encode()
+    # Compare against every secret so the time taken does not tell which one matched.
+    results = [hmac.compare_digest(candidate.encode(), given) for candidate in expected]
+    return any(results)
+
+
+def _object_ids(*values) -> set[str]:
+    return {str(value) for value in values if value not in (None, "")}
+
+
+def handle_contact_change(payload: dict, hints: WebhookHints) -> None:
+    hints.remote_ids |= _object_ids(payload.get("objectId"))
+
+
+def handle_contact_merge(payload: dict, hints: WebhookHints) -> None:
+    # Reading a merged-away id returns the survivor listing it as merged, which re-points the link.
+    # objectId and newObjectId are read too: harmless re-reads if they repeat the winner.
+    hints.remote_ids |= _object_ids(
+        payload.get("primaryObjectId"),
+        payload.get("objectId"),
+        payload.get("newObjectId"),
+        *(payload.get("mergedObjectIds") or []),
+    )
+
+
+def handle_contact_privacy_deletion(payload: dict, hints: WebhookHints) -> None:
+    hints.purge_remote_ids |= _object_ids(payload.get("objectId"))
+
+
+EVENT_TO_HANDLER: dict[str, Callable[[dict, WebhookHints], None]] = {
+    "contact.creation": handle_contact_change,
+    "contact.propertyChange": handle_contact_change,
+    "contact.deletion": handle_contact_change,
+    "contact.restore": handle_contact_change,
+    "contact.merge": handle_contact_merge,
+    "contact.privacyDeletion": handle_contact_privacy_deletion,
+}
+
+
+def payload_event_type(payload: dict) -> str:
+    # Real payloads say subscriptionType; the docs' field table says eventType.
+    return str(payload.get("subscriptionType") or payload.get("eventType") or "")
+
+
+class HubspotWebhookHandler(WebhookHandler):
+    def verify(self, request) -> None:
+        secrets = webhook_secrets()
+        if not secrets:
+            raise WebhookSignatureError(
+                "No HubSpot webhook secret is configured (set HUBSPOT_WEBHOOK_SECRET or HUBSPOT_CLIENT_SECRET)."
+            )
+        uri = signature_uri(request.build_absolute_uri())
+        if request.headers.get(SIGNATURE_V3_HEADER):
+            self._verify_v3(request, uri, secrets)
+        elif request.headers.get(SIGNATURE_VERSION_HEADER) == "v2" and request.headers.get(SIGNATURE_HEADER):
+            if not settings.HUBSPOT_ACCEPT_V2_SIGNATURE:
+                raise WebhookSignatureError(
+                    "v2 signatures are not accepted (HUBSPOT_ACCEPT_V2_SIGNATURE is off); use v3."
+                )
+            expected = [
+                signature_v2(secret=secret, method=request.method, uri=uri, body=request.body) for secret in secrets
+            ]
+            if not _matches(expected, request.headers[SIGNATURE_HEADER]):
+                raise WebhookSignatureError("The v2 signature does not match the request.")
+        else:
+            raise WebhookSignatureError(f"The {SIGNATURE_V3_HEADER} header is missing.")
+
+    def _verify_v3(self, request, uri: str, secrets: list[str]) -> None:
+        timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+        try:
+            age = _now_ms() - int(timestamp)
+        except ValueError:
+            raise WebhookSignatureError(f"The {TIMESTAMP_HEADER} header is missing or not a number.") from None
+        window = settings.WEBHOOK_REPLAY_WINDOW
+        if age > window:
+            raise WebhookSignatureError(f"The request timestamp is {age} ms old, beyond the {window} ms window.")
+        if -age > window:
+            raise WebhookSignatureError(f"The request timestamp is {-age} ms in the future (check the clock).")
+        expected = [
+            signature_v3(secret=secret, method=request.method, uri=uri, body=request.body, timestamp=timestamp)
+            for secret in secrets
+        ]
+        if not _matches(expected, request.headers[SIGNATURE_V3_HEADER]):
+            raise WebhookSignatureError("The v3 signature does not match the request (method, URL, body, timestamp).")
+
+    def parse(self, body: bytes) -> list[WebhookNotice]:
+        try:
+            events = json.loads(body)
+        except (ValueError, RecursionError):
+            raise WebhookPayloadError("The body is not valid JSON.") from None
+        if not isinstance(events, list):
+            raise WebhookPayloadError("The body must be a JSON array of events.")
+        notices = []
+        for index, event in enumerate(events):
+            if not isinstance(event, dict):
+                raise WebhookPayloadError(f"Event {index} is not a JSON object.")
+            kind = payload_event_type(event)
+            if event.get("portalId") in (None, "") or not kind:
+                raise WebhookPayloadError(f"Event {index} lacks portalId or subscriptionType.")
+            identity = {**event, "subscriptionType": kind}
+            key = json.dumps([identity.get(name) for name in DEDUPE_FIELDS], default=str)
+            notices.append(
+                WebhookNotice(
+                    dedupe_key=f"hubspot:{hashlib.sha256(key.encode()).hexdigest()}",
+                    account_id=str(event["portalId"]),
+                    event_type=kind,
+                    payload=event,
+                )
+            )
+        return notices
+
+    def hints(self, payloads: list[dict]) -> WebhookHints:
+        hints = WebhookHints()
+        for payload in payloads:
+            handler = EVENT_TO_HANDLER.get(payload_event_type(payload))
+            if handler:
+                handler(payload, hints)
+        return hints
+
+    def handles(self, event_type: str) -> bool:
+        return event_type in EVENT_TO_HANDLER

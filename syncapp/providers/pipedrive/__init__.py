@@ -1,0 +1,1 @@
+"""Pipedrive: persons API v2, person fields, OAuth and webhooks."""

@@ -1,0 +1,31 @@
+"""Pipedrive's OAuth 2.0 app: endpoints, and the company behind a token."""
+
+from syncapp.exceptions import OAuthError
+from syncapp.providers.base.oauth import OAuthConfig, oauth_get_json
+
+DEFAULT_API_BASE_URL = "https://api.pipedrive.com"
+
+PIPEDRIVE_OAUTH = OAuthConfig(
+    provider_id="pipedrive",
+    authorize_url="https://oauth.pipedrive.com/oauth/authorize",
+    token_url="https://oauth.pipedrive.com/oauth/token",
+    # Pipedrive takes scopes from the app's settings in the Developer Hub, not from the URL.
+    scopes=(),
+    client_id_setting="PIPEDRIVE_CLIENT_ID",
+    client_secret_setting="PIPEDRIVE_CLIENT_SECRET",
+    client_auth="basic",
+)
+
+
+def pipedrive_company_id(*, access_token: str, api_domain: str) -> str:
+    """Return the id of the Pipedrive company an access token belongs to (``GET /api/v1/users/me``)."""
+    base = (api_domain or DEFAULT_API_BASE_URL).rstrip("/")
+    body = oauth_get_json(
+        url=f"{base}/api/v1/users/me",
+        headers={"Authorization": f"Bearer {access_token}"},
+        description="Looking up the Pipedrive company",
+    )
+    company_id = (body.get("data") or {}).get("company_id")
+    if not company_id:
+        raise OAuthError("Pipedrive's user information has no company_id.")
+    return str(company_id)

@@ -1,0 +1,92 @@
+"""Connections made and kept alive through OAuth: completing the authorization and refreshing tokens."""
+
+from collections.abc import Callable
+
+from django.db import transaction
+
+from syncapp.exceptions import OAuthError, ValidationError
+from syncapp.models import CrmConnection, Tenant
+from syncapp.providers.base.oauth import OAuthConfig, oauth_endpoint, oauth_exchange_code, oauth_refresh
+from syncapp.providers.hubspot.oauth import HUBSPOT_OAUTH, hubspot_portal_id
+from syncapp.providers.pipedrive.oauth import PIPEDRIVE_OAUTH, pipedrive_company_id
+from syncapp.services.connections import connection_create
+
+# Provider id -> (OAuth config, function returning the CRM account id for an access token and API base URL).
+OAUTH_PROVIDERS: dict[str, tuple[OAuthConfig, Callable[[str, str], str]]] = {
+    "hubspot": (HUBSPOT_OAUTH, lambda token, base: hubspot_portal_id(access_token=token, api_base_url=base)),
+    "pipedrive": (PIPEDRIVE_OAUTH, lambda token, base: pipedrive_company_id(access_token=token, api_domain=base)),
+}
+
+
+def oauth_provider(provider_id: str) -> tuple[OAuthConfig, Callable[[str, str], str]]:
+    """Return the OAuth config and account-id function of ``provider_id``; OAuthError if it has none."""
+    try:
+        return OAUTH_PROVIDERS[provider_id]
+    except KeyError:
+        raise OAuthError(
+            f"'{provider_id}' does not support OAuth; choose one of: {', '.join(OAUTH_PROVIDERS)}."
+        ) from None
+
+
+def oauth_connection_complete(
+    *,
+    tenant: Tenant,
+    provider_id: str,
+    code: str,
+    redirect_uri: str,
+    api_base_url: str = "",
+) -> CrmConnection:
+    """Exchange an authorization code and connect the CRM account it grants to ``tenant``.
+
+    ``api_base_url`` is the override signed into the state (a sandbox); without one, Pipedrive's
+    ``api_domain`` becomes the connection's base URL. Reconnecting an account this tenant already
+    has replaces its credentials and makes it active again; an account another tenant has
+    connected is refused.
+    """
+    config, account_id_for = oauth_provider(provider_id)
+    token_url = oauth_endpoint(config.token_url, api_base_url) if api_base_url else None
+    credentials = oauth_exchange_code(config=config, code=code, redirect_uri=redirect_uri, token_url=token_url)
+    if token_url:
+        # Refreshes must go to the same (sandbox) token endpoint as the exchange did.
+        credentials["token_url"] = token_url
+    base_url = api_base_url or credentials.get("api_domain", "")
+    account_id = account_id_for(credentials["access_token"], base_url)
+
+    with transaction.atomic():
+        existing = CrmConnection.objects.select_for_update().filter(provider=provider_id, account_id=account_id).first()
+        if existing is None:
+            return connection_create(
+                tenant=tenant,
+                provider=provider_id,
+                account_id=account_id,
+                credentials=credentials,
+                api_base_url=base_url,
+            )
+        if existing.tenant_id != tenant.pk:
+            # Do not say which tenant: that would leak another customer's name.
+            raise ValidationError(f"This {provider_id} account ({account_id}) is already connected to another tenant.")
+        existing.credentials = credentials
+        existing.api_base_url = base_url
+        existing.status = CrmConnection.Status.ACTIVE
+        existing.status_message = ""
+        existing.save(update_fields=["credentials_encrypted", "api_base_url", "status", "status_message", "updated_at"])
+        return existing
+
+
+def connection_credentials_refresh(*, connection: CrmConnection) -> dict:
+    """Refresh the connection's access token, save the new credentials and return them.
+
+    Raise OAuthError when the connection has no refresh token or the provider refuses it.
+    """
+    config, _ = oauth_provider(connection.provider)
+    current = connection.credentials
+    refresh_token = current.get("refresh_token")
+    if not refresh_token:
+        raise OAuthError(f"Connection {connection.pk} has no refresh token; reconnect it through OAuth.")
+    fresh = oauth_refresh(config=config, refresh_token=refresh_token, token_url=current.get("token_url"))
+    # Merge rather than replace: a provider may leave out the refresh token (keep the old one) and
+    # fields set at connect time, such as token_url and api_domain, still apply.
+    credentials = {**current, **fresh}
+    connection.credentials = credentials
+    connection.save(update_fields=["credentials_encrypted", "updated_at"])
+    return credentials

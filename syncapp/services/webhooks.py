@@ -1,0 +1,205 @@
+"""The webhook inbox: store verified events, then process them as hints for a sync.
+
+A delivery is answered only after its events are stored, and a stored event stays until a task
+has processed it, so a crash in between loses nothing. Processing re-reads the records the events
+name instead of trusting their payloads, so duplicated, late and reordered events converge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from syncapp.exceptions import ConnectionInactiveError, SyncAlreadyRunningError
+from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, SyncRun, WebhookEvent
+from syncapp.providers import get_webhook_handler
+from syncapp.providers.base.webhooks import WebhookHandler, WebhookNotice
+from syncapp.services.connections import connection_lock
+from syncapp.services.outbox import push_retry_delay
+from syncapp.services.sync import connection_sync
+
+logger = logging.getLogger(__name__)
+
+PROCESS_TASK = "syncapp.tasks.webhook_events_process"
+# What a stored body becomes once a privacy deletion names its record.
+REDACTED_BODY = json.dumps({"redacted": "privacy deletion"})
+
+
+@transaction.atomic
+def webhook_event_record(
+    *, provider: str, notices: list[WebhookNotice], connection: CrmConnection | None = None
+) -> list[WebhookEvent]:
+    """Store each notice in the inbox and return the events this call created.
+
+    A notice already stored (same dedupe key) is a duplicate delivery and creates nothing. Each
+    event goes to the connection of its account; ``connection`` (from a per-connection URL)
+    restricts that to one connection. An event from an unknown account, for a disconnected
+    connection or of a type the provider does not process is stored as ignored.
+    """
+    handler = get_webhook_handler(provider)
+    connections = CrmConnection.objects.filter(
+        provider=provider, account_id__in={notice.account_id for notice in notices}
+    )
+    if connection is not None:
+        connections = connections.filter(pk=connection.pk)
+    by_account = {candidate.account_id: candidate for candidate in connections}
+    created = []
+    for notice in notices:
+        target = by_account.get(notice.account_id)
+        status, error = WebhookEvent.Status.PENDING, ""
+        if target is None:
+            status = WebhookEvent.Status.IGNORED
+            error = f"No {provider} connection for account {notice.account_id}; not applied to any tenant."
+            logger.warning("%s webhook event for unknown account %s stored as ignored", provider, notice.account_id)
+        elif target.status == CrmConnection.Status.DISCONNECTED:
+            status, error = WebhookEvent.Status.IGNORED, "The connection is disconnected."
+        elif not handler.handles(notice.event_type):
+            status, error = WebhookEvent.Status.IGNORED, f"Event type '{notice.event_type}' is not processed."
+        event, was_created = WebhookEvent.objects.get_or_create(
+            dedupe_key=notice.dedupe_key,
+            defaults={
+                "provider": provider,
+                "connection": target,
+                "body": json.dumps(notice.payload),
+                "status": status,
+                "last_error": error,
+            },
+        )
+        if was_created:
+            created.append(event)
+    return created
+
+
+def webhook_process_schedule(*, connection_id: int, delay: float = 0) -> None:
+    """Queue processing of a connection's stored events: now, or once after ``delay`` seconds."""
+    from django_q.models import Schedule
+    from django_q.tasks import async_task, schedule
+
+    if not delay:
+        async_task(PROCESS_TASK, connection_id, group=f"webhooks-{connection_id}")
+        return
+    name = f"contactsync-webhooks-retry-{connection_id}"
+    Schedule.objects.filter(name=name).delete()
+    schedule(PROCESS_TASK, connection_id, name=name, next_run=timezone.now() + timedelta(seconds=delay))
+
+
+def webhook_events_process(*, connection: CrmConnection) -> int:
+    """Apply the connection's stored events; return how many were processed.
+
+    Takes the pending events and the failed ones with retries left, purges the records privacy
+    deletions name, and re-reads the others in one sync run. Events are marked processed, or
+    failed with the error (and a retry is scheduled while attempts remain). While another sync
+    holds the connection they stay pending and processing is scheduled again shortly.
+    """
+    retryable = Q(status=WebhookEvent.Status.PENDING) | Q(
+        status=WebhookEvent.Status.FAILED, attempts__lt=settings.MAX_RETRY_ATTEMPTS
+    )
+    events = list(WebhookEvent.objects.filter(retryable, connection=connection).order_by("pk"))
+    if not events:
+        return 0
+    handler = get_webhook_handler(connection.provider)
+    error = ""
+    try:
+        hints = handler.hints([json.loads(event.body) for event in events])
+        if hints.purge_remote_ids:
+            with connection_lock(connection):
+                webhook_records_purge(connection=connection, remote_ids=hints.purge_remote_ids, handler=handler)
+        remote_ids = hints.remote_ids - hints.purge_remote_ids
+        if remote_ids:
+            run = connection_sync(connection=connection, remote_ids=sorted(remote_ids))
+            if run.status == SyncRun.Status.FAILED:
+                error = run.error or f"Sync run {run.pk} failed."
+    except SyncAlreadyRunningError:
+        logger.info("connection %s: a sync is running; processing its webhook events shortly", connection.pk)
+        webhook_process_schedule(connection_id=connection.pk, delay=push_retry_delay(attempts=1))
+        return 0
+    except ConnectionInactiveError as exc:
+        # Paused: the events wait; the incremental pull after resuming catches up anyway.
+        logger.info("connection %s: %s; webhook events left pending", connection.pk, exc)
+        return 0
+    except Exception as exc:
+        logger.exception("processing webhook events of connection %s failed", connection.pk)
+        error = f"{type(exc).__name__}: {exc}"
+
+    done = WebhookEvent.objects.filter(pk__in=[event.pk for event in events])
+    if error:
+        done.update(status=WebhookEvent.Status.FAILED, attempts=F("attempts") + 1, last_error=error)
+        attempts = max(event.attempts for event in events) + 1
+        if attempts < settings.MAX_RETRY_ATTEMPTS:
+            webhook_process_schedule(connection_id=connection.pk, delay=push_retry_delay(attempts=attempts))
+        return 0
+    done.update(
+        status=WebhookEvent.Status.PROCESSED,
+        attempts=F("attempts") + 1,
+        last_error="",
+        processed_at=timezone.now(),
+    )
+    return len(events)
+
+
+@transaction.atomic
+def webhook_records_purge(*, connection: CrmConnection, remote_ids: set[str], handler: WebhookHandler) -> int:
+    """Erase what we hold about CRM records a privacy deletion names; return the contacts deleted.
+
+    The linked app contacts are deleted outright (their links, conflicts and outbox rows go with
+    them), the stored webhook bodies naming the records are redacted, and their exclusions are
+    dropped.
+    """
+    contact_ids = set(
+        ContactLink.objects.filter(connection=connection, remote_id__in=remote_ids).values_list("contact_id", flat=True)
+    )
+    ExcludedRecord.objects.filter(connection=connection).filter(
+        Q(side=ExcludedRecord.Side.CRM, record_id__in=remote_ids)
+        | Q(side=ExcludedRecord.Side.APP, record_id__in=[str(pk) for pk in contact_ids])
+    ).delete()
+    deleted = (
+        Contact.objects.filter(pk__in=contact_ids, tenant_id=connection.tenant_id)
+        .delete()[1]
+        .get(Contact._meta.label, 0)
+    )
+    # A cheap text match finds candidates; the handler decides which events really name the records.
+    mentions = Q()
+    for remote_id in remote_ids:
+        mentions |= Q(body__contains=remote_id)
+    redacted = [
+        event.pk
+        for event in WebhookEvent.objects.filter(mentions, connection=connection).only("pk", "body")
+        if _names_any(handler, event.body, remote_ids)
+    ]
+    WebhookEvent.objects.filter(pk__in=redacted).update(body=REDACTED_BODY)
+    logger.info(
+        "connection %s: privacy deletion of %d CRM record(s) removed %d contact(s), redacted %d event(s)",
+        connection.pk,
+        len(remote_ids),
+        deleted,
+        len(redacted),
+    )
+    return deleted
+
+
+def _names_any(handler: WebhookHandler, body: str, remote_ids: set[str]) -> bool:
+    hints = handler.hints([json.loads(body)])
+    return bool((hints.remote_ids | hints.purge_remote_ids) & remote_ids)
+
+
+@transaction.atomic
+def webhook_events_retry(*, status: str = WebhookEvent.Status.FAILED, connection: CrmConnection | None = None) -> int:
+    """Put the events with ``status`` back to pending with a fresh retry budget; return how many.
+
+    Processing is queued for each connection concerned once the transaction commits. Events of
+    unknown accounts stay as they are: there is no connection to apply them to.
+    """
+    events = WebhookEvent.objects.filter(status=status, connection__isnull=False)
+    if connection is not None:
+        events = events.filter(connection=connection)
+    connection_ids = set(events.values_list("connection_id", flat=True))
+    count = events.update(status=WebhookEvent.Status.PENDING, attempts=0, last_error="")
+    for connection_id in sorted(connection_ids):
+        transaction.on_commit(lambda pk=connection_id: webhook_process_schedule(connection_id=pk), robust=True)
+    return count

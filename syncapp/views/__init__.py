@@ -1,0 +1,1 @@
+"""HTTP entry points: thin views that check the request, call a service and answer."""

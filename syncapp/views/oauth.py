@@ -1,0 +1,140 @@
+"""Connect a CRM through its OAuth 2.0 authorization-code flow: start, then the provider's callback.
+
+Starting is a POST (CSRF-protected) because the form may carry ``api_base``, a base-URL override that
+receives the authorization code and the client credentials: a cross-site link must not be able to set it.
+"""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from syncapp.exceptions import SyncError
+from syncapp.models import CrmConnection, Membership, Tenant
+from syncapp.providers.base.oauth import OAuthConfig, oauth_authorization_url, oauth_state_load
+from syncapp.services.oauth import OAUTH_PROVIDERS, oauth_connection_complete
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE = "syncapp/oauth_result.html"
+
+
+@login_required
+@require_POST
+def oauth_start(request: HttpRequest, provider_id: str) -> HttpResponse:
+    """Send the user to the provider to grant access for one of their tenants.
+
+    Form fields (or query parameters): ``tenant`` (slug; default the user's first tenant) and
+    ``api_base`` (a sandbox base URL; staff only outside DEBUG).
+    """
+    config = _config(provider_id)
+    tenant_slug = request.POST.get("tenant") or request.GET.get("tenant", "")
+    api_base = (request.POST.get("api_base") or request.GET.get("api_base", "")).strip()
+
+    memberships = Membership.objects.filter(user=request.user).select_related("tenant").order_by("pk")
+    if tenant_slug:
+        memberships = memberships.filter(tenant__slug=tenant_slug)
+    membership = memberships.first()
+    if membership is None:
+        # The same answer for "no such tenant" and "not yours", so slugs cannot be probed.
+        return _result(request, provider_id, error="You are not a member of that tenant.", status=403)
+
+    if api_base:
+        if not (settings.DEBUG or request.user.is_staff):
+            return _result(request, provider_id, error="Only staff may override the API base URL.", status=403)
+        try:
+            URLValidator(schemes=["http", "https"])(api_base)
+        except DjangoValidationError:
+            return _result(request, provider_id, error="The API base URL is not a valid http(s) URL.", status=400)
+
+    try:
+        url = oauth_authorization_url(
+            config=config,
+            tenant_id=membership.tenant_id,
+            redirect_uri=_redirect_uri(provider_id),
+            api_base_url=api_base,
+        )
+    except SyncError as exc:
+        return _result(request, provider_id, error=str(exc), status=400)
+    return HttpResponseRedirect(url)
+
+
+@login_required
+@require_GET
+def oauth_callback(request: HttpRequest, provider_id: str) -> HttpResponse:
+    """Finish the flow the provider redirected back from, and show what was connected or what failed."""
+    _config(provider_id)
+    # The state is checked before anything else, including the provider's error, so a forged link
+    # cannot put its own text on this page.
+    try:
+        state = oauth_state_load(state=request.GET.get("state", ""), provider_id=provider_id)
+    except SyncError as exc:
+        return _result(request, provider_id, error=str(exc), status=400)
+    tenant = Tenant.objects.filter(pk=state["tenant_id"], membership__user=request.user).first()
+    if tenant is None:
+        logger.warning(
+            "OAuth callback for %s refused: user %s is not in tenant %s",
+            provider_id,
+            request.user.pk,
+            state["tenant_id"],
+        )
+        return _result(
+            request,
+            provider_id,
+            error="This authorization was started for a tenant you are not a member of.",
+            status=403,
+        )
+
+    error = request.GET.get("error", "")
+    if error:
+        description = request.GET.get("error_description", "")
+        return _result(
+            request, provider_id, error=f"{provider_id} did not grant access: {description or error}", status=400
+        )
+    code = request.GET.get("code", "")
+    if not code:
+        return _result(request, provider_id, error="The provider sent no authorization code.", status=400)
+
+    try:
+        connection = oauth_connection_complete(
+            tenant=tenant,
+            provider_id=provider_id,
+            code=code,
+            redirect_uri=_redirect_uri(provider_id),
+            api_base_url=state["api_base_url"],
+        )
+    except SyncError as exc:
+        logger.warning("OAuth connection for %s in tenant %s failed: %s", provider_id, tenant.pk, exc)
+        return _result(request, provider_id, error=str(exc), status=400)
+    logger.info("OAuth connected %s account %s to tenant %s", provider_id, connection.account_id, tenant.pk)
+    return _result(request, provider_id, connection=connection)
+
+
+def _config(provider_id: str) -> OAuthConfig:
+    try:
+        return OAUTH_PROVIDERS[provider_id][0]
+    except KeyError:
+        raise Http404(f"No OAuth provider '{provider_id}'.") from None
+
+
+def _redirect_uri(provider_id: str) -> str:
+    # Built from PUBLIC_BASE_URL, not the request's host: it must match the URL registered with the app.
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("syncapp:oauth-callback", args=[provider_id])
+
+
+def _result(
+    request: HttpRequest,
+    provider_id: str,
+    *,
+    connection: CrmConnection | None = None,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    context = {"provider_id": provider_id, "connection": connection, "error": error}
+    return render(request, TEMPLATE, context, status=status)

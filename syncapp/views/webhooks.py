@@ -1,0 +1,76 @@
+"""The webhook endpoint every provider shares: check the size, verify, parse, store, queue, answer."""
+
+import logging
+from functools import partial
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from syncapp.exceptions import ProviderNotConfiguredError, WebhookPayloadError, WebhookSignatureError
+from syncapp.models import CrmConnection, WebhookEvent
+from syncapp.providers import get_webhook_handler
+from syncapp.services.webhooks import webhook_event_record, webhook_process_schedule
+
+logger = logging.getLogger(__name__)
+
+
+def _refuse(request, provider_id: str, status: int, reason: str) -> JsonResponse:
+    # The reasons come from our own messages, which never quote a secret or a signature.
+    logger.warning(
+        "%s webhook refused with %s from %s: %s", provider_id, status, request.META.get("REMOTE_ADDR"), reason
+    )
+    return JsonResponse({"error": reason}, status=status)
+
+
+def _declared_length(request) -> int:
+    try:
+        return int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return 0
+
+
+@csrf_exempt
+@require_POST
+def provider_webhook(request, provider_id: str, connection_key: str | None = None) -> JsonResponse:
+    """Store a verified delivery in the inbox and queue its processing; answer before any sync runs."""
+    try:
+        handler = get_webhook_handler(provider_id)
+    except ProviderNotConfiguredError as exc:
+        return _refuse(request, provider_id, 404, str(exc))
+    connection = None
+    if connection_key is not None:
+        connection = CrmConnection.objects.filter(provider=provider_id, webhook_key=connection_key).first()
+        if connection is None:
+            return _refuse(request, provider_id, 404, "Unknown connection key.")
+
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    too_big = f"The body is larger than {limit} bytes."
+    if _declared_length(request) > limit:
+        return _refuse(request, provider_id, 413, too_big)
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _refuse(request, provider_id, 413, too_big)
+    if len(body) > limit:
+        return _refuse(request, provider_id, 413, too_big)
+
+    try:
+        handler.verify(request)
+    except WebhookSignatureError as exc:
+        return _refuse(request, provider_id, 401, str(exc))
+    try:
+        notices = handler.parse(body)
+    except WebhookPayloadError as exc:
+        return _refuse(request, provider_id, 400, str(exc))
+
+    with transaction.atomic():
+        events = webhook_event_record(provider=provider_id, notices=notices, connection=connection)
+        touched = {event.connection_id for event in events if event.status == WebhookEvent.Status.PENDING}
+        for connection_id in sorted(touched):
+            # robust: the events are stored; a broker outage must not turn the delivery into an error.
+            transaction.on_commit(partial(webhook_process_schedule, connection_id=connection_id), robust=True)
+    return JsonResponse({"received": len(notices), "duplicates": len(notices) - len(events)})

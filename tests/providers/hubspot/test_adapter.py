@@ -1,0 +1,328 @@
+"""The HubSpot adapter against mocked HTTP: the requests we send and how we read HubSpot's answers."""
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from syncapp.engine import ContactRecord
+from syncapp.exceptions import ProviderAuthError, ProviderError, QuotaExhaustedError, TransientProviderError
+from syncapp.models import CrmConnection, SyncRun
+from syncapp.providers import get_adapter
+from syncapp.services.connections import connection_create
+from syncapp.services.pronouns import connection_setup_pronouns
+from syncapp.services.sync import connection_sync
+
+pytestmark = pytest.mark.django_db
+
+API = "https://api.hubapi.com"
+CONTACTS = f"{API}/crm/v3/objects/contacts"
+FIXTURES = Path(__file__).parent / "fixtures" / "api"
+
+
+def fixture(name):
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def contact(remote_id, email, **properties):
+    updated = properties.pop("updatedAt", "2026-11-25T10:00:00.000Z")
+    return {
+        "id": str(remote_id),
+        "properties": {"email": email, "lastmodifieddate": updated, "hs_object_id": str(remote_id), **properties},
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        "updatedAt": updated,
+        "archived": False,
+    }
+
+
+@pytest.fixture
+def connection(tenant):
+    return connection_create(
+        tenant=tenant, provider="hubspot", account_id="62515", credentials={"access_token": "pat-na1-secret"}
+    )
+
+
+@pytest.fixture
+def adapter(connection):
+    return get_adapter(connection)
+
+
+@pytest.fixture
+def mocked():
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+def sent_json(call):
+    return json.loads(call.request.body)
+
+
+def test_full_listing_pages_with_after_and_asks_only_for_mapped_properties(adapter, mocked):
+    mocked.get(CONTACTS, json=fixture("contacts_list_page1"), match=[matchers.query_param_matcher({
+        "limit": "100", "archived": "false",
+        "properties": "email,firstname,lastname,phone,jobtitle,lastmodifieddate,hs_merged_object_ids",
+    })])  # fmt: skip
+    mocked.get(
+        CONTACTS,
+        json=fixture("contacts_list_page2"),
+        match=[matchers.query_param_matcher({"after": "514"}, strict_match=False)],
+    )
+
+    pages = list(adapter.list_all())
+
+    records = [r for page in pages for r in page.records]
+    assert [r.remote_id for r in records] == ["512", "513", "514"]
+    assert records[0].record == ContactRecord(
+        email="ada@example.com", first_name="Ada", last_name="Lovelace", phone="+44 20 7946 0000", job_title="Analyst"
+    )
+    assert records[1].record.email == ""
+    assert records[2].merged_ids == ("498", "499")
+    assert mocked.calls[0].request.headers["Authorization"] == "Bearer pat-na1-secret"
+
+
+def test_incremental_search_overlaps_the_cursor_sorts_ascending_and_saves_a_cursor_per_page(adapter, mocked):
+    first = [contact(i, f"p{i}@example.com", updatedAt=f"2026-11-25T10:00:0{i}.000Z") for i in range(1, 3)]
+    mocked.post(f"{CONTACTS}/search", json={"total": 3, "results": first, "paging": {"next": {"after": "2"}}})
+    mocked.post(f"{CONTACTS}/search", json={"total": 3, "results": [first[1], contact(3, "p3@example.com")]})
+
+    pages = list(adapter.list_changed(cursor="1764064800000"))
+
+    body = sent_json(mocked.calls[0])
+    (flt,) = body["filterGroups"][0]["filters"]
+    assert flt == {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(1764064800000 - 120_000)}
+    assert body["sorts"] == [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}]
+    assert body["limit"] == 200 and "after" not in body and sent_json(mocked.calls[1])["after"] == "2"
+    assert [[r.remote_id for r in page.records] for page in pages] == [["1", "2"], ["3"]]  # "2" again is dropped
+    assert pages[0].cursor == str(1795600802000)  # 2026-11-25T10:00:02Z, the last row's lastmodifieddate
+
+
+def test_incremental_search_restarts_from_the_last_timestamp_before_the_10000_cap(adapter, mocked):
+    page = [contact(i, f"c{i}@example.com", updatedAt="2026-11-25T10:00:00.000Z") for i in range(200)]
+    last = contact(9999, "last@example.com", updatedAt="2026-11-25T11:00:00.000Z")
+    for n in range(50):  # 50 pages of 200 reach the cap; page 51 would be refused
+        results = page[:199] + [last] if n == 49 else page
+        mocked.post(f"{CONTACTS}/search", json={"results": results, "paging": {"next": {"after": str((n + 1) * 200)}}})
+    mocked.post(f"{CONTACTS}/search", json={"results": [last]})
+
+    list(adapter.list_changed(cursor="1764064800000"))
+
+    restart = sent_json(mocked.calls[-1])
+    assert "after" not in restart
+    assert restart["filterGroups"][0]["filters"][0]["value"] == str(1795604400000)  # 2026-11-25T11:00:00Z
+
+
+def test_batch_read_by_id_and_by_email(adapter, mocked):
+    mocked.post(f"{CONTACTS}/batch/read", json={"status": "COMPLETE", "results": [contact(7, "a@example.com")]})
+    mocked.post(
+        f"{CONTACTS}/batch/read",
+        status=207,
+        json={
+            "status": "COMPLETE",
+            "results": [contact(8, "b@example.com")],
+            "numErrors": 1,
+            "errors": [
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": "nf",
+                    "context": {"ids": ["x@example.com"]},
+                }
+            ],
+        },
+    )
+
+    assert [r.remote_id for r in adapter.read_many(["7", "404"])] == ["7"]
+    assert [r.record.email for r in adapter.find_by_emails(["b@example.com", "x@example.com"])] == ["b@example.com"]
+    assert sent_json(mocked.calls[0])["inputs"] == [{"id": "7"}, {"id": "404"}]
+    assert mocked.calls[0].request.url.endswith("batch/read?archived=false")
+    assert sent_json(mocked.calls[1])["idProperty"] == "email"
+
+
+def test_batch_create_applies_207_item_by_item(adapter, mocked):
+    mocked.post(f"{CONTACTS}/batch/create", status=207, json=fixture("batch_create_207"))
+
+    ok, bad = adapter.create_many([ContactRecord(email="new@example.com"), ContactRecord(email="bad@")])
+
+    assert (ok.ok, ok.remote_id) == (True, "601")
+    assert not bad.ok and not bad.retryable and "bad@ is invalid" in bad.error
+    inputs = sent_json(mocked.calls[0])["inputs"]
+    assert inputs[0] == {"properties": {"email": "new@example.com"}, "associations": [], "objectWriteTraceId": "0"}
+
+
+def test_a_duplicate_email_409_names_the_existing_contact_to_link_to(adapter, mocked):
+    mocked.post(f"{CONTACTS}/batch/create", status=409, json=fixture("error_409_exists"))
+
+    (dup,) = adapter.create_many([ContactRecord(email="dup@example.com")])
+
+    assert not dup.ok and dup.existing_remote_id == "37765128953"
+    assert "Contact already exists" in dup.error
+
+
+def test_a_409_in_a_batch_retries_the_items_one_by_one(adapter, mocked):
+    mocked.post(f"{CONTACTS}/batch/create", status=409, json=fixture("error_409_exists"))
+    mocked.post(f"{CONTACTS}/batch/create", status=409, json=fixture("error_409_exists"))
+    mocked.post(f"{CONTACTS}/batch/create", json={"status": "COMPLETE", "results": [
+        {**contact(602, "fresh@example.com"), "objectWriteTraceId": "0"}]})  # fmt: skip
+
+    dup, fresh = adapter.create_many([ContactRecord(email="dup@example.com"), ContactRecord(email="fresh@example.com")])
+
+    assert dup.existing_remote_id == "37765128953" and fresh.remote_id == "602"
+    assert [len(sent_json(call)["inputs"]) for call in mocked.calls] == [2, 1, 1]
+
+
+def test_batch_update_and_archive(adapter, mocked):
+    mocked.post(f"{CONTACTS}/batch/update", json={"status": "COMPLETE", "results": [
+        {**contact(7, "a@example.com"), "objectWriteTraceId": "0"}]})  # fmt: skip
+    mocked.post(f"{CONTACTS}/batch/archive", status=204)
+
+    (updated,) = adapter.update_many([("7", {"first_name": "Ada", "phone": ""})])
+    (archived,) = adapter.archive_many(["7"])
+
+    assert updated.ok and archived.ok
+    assert sent_json(mocked.calls[0])["inputs"] == [
+        {"id": "7", "properties": {"firstname": "Ada", "phone": ""}, "objectWriteTraceId": "0"}
+    ]
+    assert sent_json(mocked.calls[1]) == {"inputs": [{"id": "7"}]}
+
+
+def test_5xx_then_success_is_retried(adapter, mocked):
+    mocked.post(f"{CONTACTS}/batch/read", status=502, body="Bad gateway")
+    mocked.post(f"{CONTACTS}/batch/read", json={"results": [contact(7, "a@example.com")]})
+    assert len(adapter.read_many(["7"])) == 1
+
+
+def test_timeouts_are_retried_up_to_max_retry_attempts_then_reported(adapter, mocked, settings):
+    for _ in range(settings.MAX_RETRY_ATTEMPTS + 1):
+        mocked.post(f"{CONTACTS}/batch/read", body=requests.Timeout("read timed out"))
+    with pytest.raises(TransientProviderError, match="timed out"):
+        adapter.read_many(["7"])
+    assert len(mocked.calls) == settings.MAX_RETRY_ATTEMPTS + 1
+
+
+def test_423_lock_waits_two_seconds(adapter, mocked, monkeypatch):
+    waits = []
+    monkeypatch.setattr("tenacity.nap.time.sleep", waits.append)
+    mocked.post(f"{CONTACTS}/batch/read", status=423, json={"status": "error", "message": "locked"})
+    mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
+    adapter.read_many(["7"])
+    assert waits == [2]
+
+
+def test_ten_secondly_429_waits_the_interval_header(adapter, mocked, monkeypatch):
+    waits = []
+    monkeypatch.setattr("tenacity.nap.time.sleep", waits.append)
+    mocked.post(f"{CONTACTS}/batch/read", status=429, json=fixture("error_429_ten_secondly"),
+                headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})  # fmt: skip
+    mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
+    adapter.read_many(["7"])
+    assert waits == [10]
+
+
+def test_daily_429_is_not_retried(adapter, mocked):
+    mocked.post(f"{CONTACTS}/batch/read", status=429, json=fixture("error_429_daily"))
+    with pytest.raises(QuotaExhaustedError, match="daily limit"):
+        adapter.read_many(["7"])
+    assert len(mocked.calls) == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_client_errors_are_not_retried_and_keep_hubspots_message(adapter, mocked, status):
+    mocked.post(f"{CONTACTS}/batch/read", status=status, json={"status": "error", "message": f"nope {status}"})
+    with pytest.raises(ProviderError, match=f"nope {status}") as raised:
+        adapter.read_many(["7"])
+    assert len(mocked.calls) == 1
+    assert isinstance(raised.value, ProviderAuthError) == (status in (401, 403))
+
+
+def test_a_daily_limit_pauses_the_connection_with_a_clear_status(connection, mocked):
+    mocked.post(f"{CONTACTS}/search", status=429, json=fixture("error_429_daily"))
+
+    run = connection_sync(connection=connection)
+
+    connection.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED
+    assert connection.status == CrmConnection.Status.RATE_LIMITED and connection.rate_limited_until
+    assert "daily limit" in connection.status_message
+    from syncapp.exceptions import ConnectionInactiveError
+
+    with pytest.raises(ConnectionInactiveError, match="daily limit"):
+        connection_sync(connection=connection)
+
+
+def test_pronouns_setup_creates_the_property_once(connection, mocked):
+    mocked.get(f"{API}/crm/v3/properties/contacts", json={"results": [{"name": "email", "label": "Email"}]})
+    mocked.get(
+        f"{API}/crm/v3/properties/contacts/pronouns", status=404, json={"status": "error", "message": "not found"}
+    )
+    mocked.post(f"{API}/crm/v3/properties/contacts", status=201, json={"name": "pronouns", "label": "Pronouns"})
+
+    setup = connection_setup_pronouns(connection=connection)
+
+    assert setup.state == "configured" and setup.key == "pronouns"
+    created = sent_json(mocked.calls[-1])
+    assert {k: created[k] for k in ("name", "label", "type", "fieldType", "groupName")} == {
+        "name": "pronouns",
+        "label": "Pronouns",
+        "type": "string",
+        "fieldType": "text",
+        "groupName": "contactinformation",
+    }
+    connection.refresh_from_db()
+    assert connection.pronouns_state == "configured"
+    assert "pronouns" not in get_adapter(connection).unsupported_fields()
+
+
+def test_pronouns_setup_is_idempotent_and_offers_an_existing_pronouns_label(connection, mocked):
+    mocked.get(
+        f"{API}/crm/v3/properties/contacts", json={"results": [{"name": "preferred_pronouns", "label": "Pronouns"}]}
+    )
+
+    setup = connection_setup_pronouns(connection=connection)
+
+    assert setup.state == "missing" and setup.candidate == "preferred_pronouns"
+    assert "--map-existing preferred_pronouns" in setup.message
+    mocked.get(
+        f"{API}/crm/v3/properties/contacts", json={"results": [{"name": "preferred_pronouns", "label": "Pronouns"}]}
+    )
+    mapped = connection_setup_pronouns(connection=connection, map_existing="preferred_pronouns")
+    assert (mapped.state, mapped.key) == ("configured", "preferred_pronouns")
+    assert get_adapter(connection).names["pronouns"] == "preferred_pronouns"
+
+
+def test_pronouns_setup_reports_a_missing_scope(connection, mocked):
+    mocked.get(f"{API}/crm/v3/properties/contacts", json={"results": []})
+    mocked.get(f"{API}/crm/v3/properties/contacts/pronouns", status=404, json={"status": "error", "message": "nf"})
+    mocked.post(f"{API}/crm/v3/properties/contacts", status=403, json=fixture("error_403_scopes"))
+
+    setup = connection_setup_pronouns(connection=connection)
+
+    assert setup.state == "failed" and "crm.schemas.contacts.write" in setup.message
+    connection.refresh_from_db()
+    assert connection.pronouns_state == "failed"
+
+
+def test_without_the_pronouns_property_sync_runs_on_and_reports_it(connection, mocked, tenant):
+    from syncapp.services.contacts import contact_create
+
+    contact_create(tenant=tenant, values={"email": "p@example.com", "pronouns": "she/her"})
+    mocked.post(f"{CONTACTS}/search", json={"results": []})
+    mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
+    mocked.post(f"{CONTACTS}/batch/create", json={"status": "COMPLETE", "results": [
+        {**contact(700, "p@example.com"), "objectWriteTraceId": "0"}]})  # fmt: skip
+
+    run = connection_sync(connection=connection)
+
+    assert run.status == SyncRun.Status.SUCCEEDED and run.skipped_fields == "pronouns"
+    assert sent_json(mocked.calls[-1])["inputs"][0]["properties"] == {"email": "p@example.com"}
+
+
+def test_the_base_url_is_configurable_per_connection(tenant, mocked):
+    sandbox = connection_create(
+        tenant=tenant, provider="hubspot", account_id="777", credentials={"access_token": "t"},
+        api_base_url="http://127.0.0.1:8765/hubspot/777",
+    )  # fmt: skip
+    mocked.post("http://127.0.0.1:8765/hubspot/777/crm/v3/objects/contacts/batch/read", json={"results": []})
+    assert get_adapter(sandbox).read_many(["1"]) == []

@@ -1,0 +1,236 @@
+"""The webhook inbox: recording routes events by account, processing re-reads and converges."""
+
+import json
+
+import pytest
+from django_q.models import Schedule
+
+from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, WebhookEvent
+from syncapp.providers.hubspot.webhooks import HubspotWebhookHandler
+from syncapp.services.connections import connection_lock
+from syncapp.services.contacts import contact_create, contact_update
+from syncapp.services.sync import connection_sync
+from syncapp.services.tenants import tenant_create
+from syncapp.services.webhooks import (
+    REDACTED_BODY,
+    webhook_event_record,
+    webhook_events_process,
+    webhook_events_retry,
+)
+from tests.providers.hubspot.webhook_adapter import configure, hubspot_connection, load_events
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def hubspot_webhooks(settings):
+    configure(settings)
+
+
+@pytest.fixture
+def hubspot(tenant):
+    return hubspot_connection(tenant)
+
+
+def receive(*events: dict) -> list[WebhookEvent]:
+    notices = HubspotWebhookHandler().parse(json.dumps(list(events)).encode())
+    return webhook_event_record(provider="hubspot", notices=notices)
+
+
+def event(name: str, **changes) -> dict:
+    (payload,) = load_events(name, **changes)
+    return payload
+
+
+def linked_contact(tenant, connection, crm, email="ada@example.com") -> tuple[Contact, str]:
+    """Return an app contact pushed to the CRM, and its CRM id."""
+    contact = contact_create(tenant=tenant, values={"email": email})
+    connection_sync(connection=connection, trigger="push")
+    return contact, ContactLink.objects.get(contact=contact).remote_id
+
+
+# Recording ------------------------------------------------------------------------------------
+
+
+def test_events_are_routed_to_the_connection_of_their_portal(tenant, hubspot):
+    connection, _ = hubspot
+    other, _ = hubspot_connection(tenant_create(slug="globex"), "777")
+
+    mine, theirs = receive(event("contact.creation"), event("contact.creation", portalId=777))
+
+    assert (mine.connection, theirs.connection) == (connection, other)
+    assert {mine.status, theirs.status} == {WebhookEvent.Status.PENDING}
+
+
+def test_a_duplicate_is_a_no_op(hubspot):
+    (first,) = receive(event("contact.propertyChange"))
+    assert receive(event("contact.propertyChange", attemptNumber=2)) == []
+    assert receive(event("contact.propertyChange"), event("contact.propertyChange")) == []
+    assert list(WebhookEvent.objects.all()) == [first]
+
+
+def test_unknown_account_is_ignored_and_never_reaches_another_tenant(tenant, hubspot):
+    _, crm = hubspot
+    remote_id = crm.user_create(email="stranger@example.com")
+
+    (stored,) = receive(event("contact.creation", portalId=999, objectId=int(remote_id)))
+
+    assert (stored.connection, stored.status) == (None, WebhookEvent.Status.IGNORED)
+    assert stored.last_error == "No hubspot connection for account 999; not applied to any tenant."
+    assert not Contact.objects.exists()
+
+
+def test_unsupported_event_types_and_disconnected_connections_are_ignored(hubspot):
+    connection, _ = hubspot
+    (association,) = receive(event("contact.associationChange"))
+    assert (association.connection, association.status) == (connection, WebhookEvent.Status.IGNORED)
+    assert "contact.associationChange" in association.last_error
+
+    connection.status = CrmConnection.Status.DISCONNECTED
+    connection.save(update_fields=["status"])
+    (late,) = receive(event("contact.creation"))
+    assert late.status == WebhookEvent.Status.IGNORED
+
+
+# Processing -----------------------------------------------------------------------------------
+
+
+def test_processing_reads_the_crm_and_converges_whatever_the_order(tenant, hubspot):
+    connection, crm = hubspot
+    remote_id = crm.user_create(email="ada@example.com", first_name="Ada")
+    crm.user_edit(remote_id, first_name="Augusta")
+    object_id = int(remote_id)
+    # The property change arrives before the creation, and the creation twice.
+    receive(event("contact.propertyChange", objectId=object_id, propertyName="firstname", propertyValue="Augusta"))
+    receive(event("contact.creation", objectId=object_id), event("contact.creation", objectId=object_id, eventId=9))
+
+    assert webhook_events_process(connection=connection) == 3
+
+    contact = Contact.objects.get(tenant=tenant)
+    assert (contact.email, contact.first_name) == ("ada@example.com", "Augusta")
+    assert crm.calls.count("read_many") == 1
+    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {(WebhookEvent.Status.PROCESSED, 1)}
+    assert webhook_events_process(connection=connection) == 0
+
+
+def test_deletion_and_restore_follow_the_crm_state(tenant, hubspot):
+    connection, crm = hubspot
+    contact, remote_id = linked_contact(tenant, connection, crm)
+
+    crm.user_delete(remote_id)
+    receive(event("contact.deletion", objectId=int(remote_id)))
+    webhook_events_process(connection=connection)
+    contact.refresh_from_db()
+    assert contact.is_deleted
+
+    crm.user_restore(remote_id)
+    receive(event("contact.restore", objectId=int(remote_id)))
+    webhook_events_process(connection=connection)
+    contact.refresh_from_db()
+    assert not contact.is_deleted
+
+
+def test_merge_repoints_the_link_to_the_survivor(tenant, hubspot):
+    connection, crm = hubspot
+    contact, merged_id = linked_contact(tenant, connection, crm)
+    survivor = crm.user_create(email="ada.lovelace@example.com", first_name="Ada")
+    crm.user_merge(survivor, merged_id)
+
+    winner = int(survivor)
+    receive(
+        event(
+            "contact.merge",
+            objectId=winner,
+            primaryObjectId=winner,
+            newObjectId=winner,
+            mergedObjectIds=[int(merged_id)],
+        )
+    )
+    webhook_events_process(connection=connection)
+
+    assert ContactLink.objects.get(contact=contact).remote_id == survivor
+    contact.refresh_from_db()
+    assert (contact.email, contact.first_name, contact.is_deleted) == ("ada.lovelace@example.com", "Ada", False)
+
+
+def test_privacy_deletion_purges_the_contact_and_redacts_stored_bodies(tenant, hubspot):
+    connection, crm = hubspot
+    contact, remote_id = linked_contact(tenant, connection, crm)
+    kept, kept_id = linked_contact(tenant, connection, crm, email="grace@example.com")
+    object_id = int(remote_id)
+    crm.user_edit(remote_id, first_name="Ada")
+    receive(event("contact.propertyChange", objectId=object_id, propertyName="firstname", propertyValue="Ada"))
+    webhook_events_process(connection=connection)
+    link = ContactLink.objects.get(contact=contact)
+    SyncConflict.objects.create(link=link, field="phone", strategy="crm_wins", resolution="automatic")
+    contact_update(contact=contact, values={"phone": "555"})  # leaves an outbox row
+    ExcludedRecord.objects.create(connection=connection, side="crm", record_id=remote_id, code="no_email", reason="x")
+    receive(event("contact.propertyChange", objectId=int(kept_id), propertyName="phone", propertyValue="1"))
+
+    # HubSpot erases the record and sends both events, possibly in one batch.
+    crm.records.pop(remote_id)
+    receive(event("contact.deletion", objectId=object_id), event("contact.privacyDeletion", objectId=object_id))
+    webhook_events_process(connection=connection)
+
+    assert not Contact.objects.filter(pk=contact.pk).exists()
+    assert not ContactLink.objects.filter(pk=link.pk).exists()
+    assert not SyncConflict.objects.exists()
+    assert not OutboxEntry.objects.filter(contact_id=contact.pk).exists()
+    assert not ExcludedRecord.objects.filter(record_id=remote_id).exists()
+    bodies = [json.loads(body) for body in WebhookEvent.objects.values_list("body", flat=True)]
+    assert bodies.count(json.loads(REDACTED_BODY)) == 3  # the first property change, the deletion and itself
+    assert [body["objectId"] for body in bodies if "objectId" in body] == [int(kept_id)]
+    assert Contact.objects.filter(pk=kept.pk).exists()
+    assert crm.live_records() and all(record.id == kept_id for record in crm.live_records())
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {WebhookEvent.Status.PROCESSED}
+
+
+def test_a_failed_sync_marks_the_events_failed_and_schedules_a_retry(tenant, hubspot, settings):
+    settings.MAX_RETRY_ATTEMPTS = 2
+    connection, crm = hubspot
+    remote_id = crm.user_create(email="ada@example.com")
+    receive(event("contact.creation", objectId=int(remote_id)))
+    crm.failures = ["before"]
+
+    assert webhook_events_process(connection=connection) == 0
+
+    stored = WebhookEvent.objects.get()
+    assert (stored.status, stored.attempts) == (WebhookEvent.Status.FAILED, 1)
+    assert "503" in stored.last_error
+    assert Schedule.objects.filter(name=f"contactsync-webhooks-retry-{connection.pk}").exists()
+
+    crm.failures = ["before"]
+    webhook_events_process(connection=connection)
+    stored.refresh_from_db()
+    assert (stored.status, stored.attempts) == (WebhookEvent.Status.FAILED, 2)
+    assert webhook_events_process(connection=connection) == 0  # out of attempts
+    assert not Contact.objects.exists()
+
+    assert webhook_events_retry() == 1
+    stored.refresh_from_db()
+    assert (stored.status, stored.attempts, stored.last_error) == (WebhookEvent.Status.PENDING, 0, "")
+    assert webhook_events_process(connection=connection) == 1
+    assert Contact.objects.filter(email="ada@example.com").exists()
+
+
+def test_events_stay_pending_while_another_sync_runs(hubspot):
+    connection, crm = hubspot
+    receive(event("contact.creation", objectId=int(crm.user_create(email="ada@example.com"))))
+
+    with connection_lock(connection):
+        assert webhook_events_process(connection=connection) == 0
+
+    stored = WebhookEvent.objects.get()
+    assert (stored.status, stored.attempts) == (WebhookEvent.Status.PENDING, 0)
+    assert Schedule.objects.filter(name=f"contactsync-webhooks-retry-{connection.pk}").exists()
+    assert webhook_events_process(connection=connection) == 1
+
+
+def test_processing_touches_only_its_own_connection(tenant, hubspot):
+    connection, _ = hubspot
+    other, other_crm = hubspot_connection(tenant_create(slug="globex"), "777")
+    receive(event("contact.creation", portalId=777, objectId=int(other_crm.user_create(email="g@example.com"))))
+
+    assert webhook_events_process(connection=connection) == 0
+    assert webhook_events_process(connection=other) == 1
+    assert list(Contact.objects.values_list("tenant__slug", flat=True)) == ["globex"]
