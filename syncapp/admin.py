@@ -16,6 +16,7 @@ from syncapp.models import (
     SyncRun,
     Tenant,
     WebhookEvent,
+    WebhookRejection,
 )
 from syncapp.services.contacts import contact_create, contact_delete, contact_update, contact_validate
 
@@ -133,6 +134,13 @@ class WebhookEventAdmin(admin.ModelAdmin):
     search_fields = ["dedupe_key", "last_error"]
     date_hierarchy = "received_at"
     readonly_fields = ["body"]
+
+
+@admin.register(WebhookRejection)
+class WebhookRejectionAdmin(admin.ModelAdmin):
+    list_display = ["day", "provider", "status_code", "count", "last_reason", "last_seen_at"]
+    list_filter = ["provider", "status_code"]
+    date_hierarchy = "day"
 
 
 @admin.register(OutboxEntry)

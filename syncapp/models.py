@@ -315,6 +315,25 @@ class WebhookEvent(models.Model):
         return f"{self.provider} event {self.dedupe_key}"
 
 
+class WebhookRejection(models.Model):
+    """How many deliveries were refused, per provider, answer and day (bounded, unlike one row each)."""
+
+    provider = models.CharField(max_length=50)
+    status_code = models.PositiveSmallIntegerField()
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+    last_reason = models.TextField(blank=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "status_code", "day"], name="webhook_rejection_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.count} x {self.status_code} from {self.provider} on {self.day}"
+
+
 class OutboxEntry(models.Model):
     """An app-side contact change still to reach one connection; written with the change itself."""
 

@@ -98,6 +98,9 @@ class ConnectionSync:
             ignored_fields=frozenset(adapter.unsupported_fields()),
         )
         self.batch_size = min(settings.SYNC_BATCH_SIZE, adapter.max_batch_size)
+        # Outbox rows older than the run are satisfied once their contact is reconciled in it.
+        self.outbox_snapshot = OutboxEntry.objects.filter(connection=connection).aggregate(last=Max("pk"))["last"] or 0
+        self.reconciled: set[int] = set()
 
     # Entry points ---------------------------------------------------------------
 
@@ -168,6 +171,10 @@ class ConnectionSync:
         """Drain the outbox: reconcile each changed contact against a fresh read of its CRM record."""
         if not self.dry_run:
             push_schedule_clear(connection_id=self.connection.pk)
+            for chunk in _chunks(sorted(self.reconciled), 500):
+                OutboxEntry.objects.filter(
+                    connection=self.connection, pk__lte=self.outbox_snapshot, contact_id__in=chunk
+                ).delete()
         pending = OutboxEntry.objects.filter(connection=self.connection)
         # Rows written while this push runs (including requeued ones) wait for the next push.
         last_id = pending.aggregate(last=Max("pk"))["last"] or 0
@@ -254,6 +261,7 @@ class ConnectionSync:
                 link_state=link_states.get(pair.contact_id),
             )
         ]
+        self.reconciled.update(pair.contact_id for pair in synced if pair.contact_id)
         # Records that sync now are no longer excluded.
         ExcludedRecord.objects.filter(connection=self.connection).filter(
             Q(side=ExcludedRecord.Side.CRM, record_id__in=[p.remote_id for p in synced if p.remote_id])

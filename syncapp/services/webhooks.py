@@ -12,12 +12,20 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from syncapp.exceptions import ConnectionInactiveError, SyncAlreadyRunningError
-from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, SyncRun, WebhookEvent
+from syncapp.models import (
+    Contact,
+    ContactLink,
+    CrmConnection,
+    ExcludedRecord,
+    SyncRun,
+    WebhookEvent,
+    WebhookRejection,
+)
 from syncapp.providers import get_webhook_handler
 from syncapp.providers.base.webhooks import WebhookHandler, WebhookNotice
 from syncapp.services.connections import connection_lock
@@ -203,3 +211,21 @@ def webhook_events_retry(*, status: str = WebhookEvent.Status.FAILED, connection
     for connection_id in sorted(connection_ids):
         transaction.on_commit(lambda pk=connection_id: webhook_process_schedule(connection_id=pk), robust=True)
     return count
+
+
+def webhook_rejection_count(*, provider: str, status_code: int, reason: str) -> None:
+    """Count a refused delivery (bad signature, oversized, malformed) for the operators' view."""
+    day = timezone.now().date()
+    counted = WebhookRejection.objects.filter(provider=provider, status_code=status_code, day=day).update(
+        count=F("count") + 1, last_reason=reason
+    )
+    if not counted:
+        try:
+            with transaction.atomic():
+                WebhookRejection.objects.create(
+                    provider=provider, status_code=status_code, day=day, count=1, last_reason=reason
+                )
+        except IntegrityError:  # created by a concurrent request meanwhile
+            WebhookRejection.objects.filter(provider=provider, status_code=status_code, day=day).update(
+                count=F("count") + 1, last_reason=reason
+            )

@@ -10,7 +10,7 @@ from django_q.signing import SignedPackage
 
 from syncapp import tasks
 from syncapp.exceptions import WebhookPayloadError, WebhookSignatureError
-from syncapp.models import Contact, ContactLink, WebhookEvent
+from syncapp.models import Contact, ContactLink, WebhookEvent, WebhookRejection
 from syncapp.providers import get_webhook_handler
 from syncapp.providers.hubspot import webhooks
 from syncapp.providers.hubspot.webhooks import HubspotWebhookHandler, signature_uri, signature_v2, signature_v3
@@ -378,6 +378,10 @@ def test_tampered_body_is_refused(hubspot):
     response = post(Client(), body.replace(b"101", b"102"), headers=headers)
     assert response.status_code == 401
     assert not WebhookEvent.objects.exists()
+    rejection = WebhookRejection.objects.get()
+    assert (rejection.provider, rejection.status_code, rejection.count) == ("hubspot", 401, 1)
+    post(Client(), body.replace(b"101", b"103"), headers=headers)
+    assert WebhookRejection.objects.get().count == 2
 
 
 @pytest.mark.django_db
