@@ -105,6 +105,20 @@ def test_connection_add_stores_the_token_encrypted_and_prints_json(tenant):
 
     listed, _ = run("connection", "list", "--tenant", "acme")
     assert [json.loads(line)["id"] for line in listed.splitlines()] == [connection.pk]
+    assert json.loads(listed)["pronouns"] == "pronouns not configured"
+
+
+def test_setup_pronouns_command_configures_the_field_and_is_idempotent(tenant):
+    from tests.conftest import make_connection
+
+    connection, crm = make_connection(tenant)
+    out, _ = run("setup_pronouns", "--connection", str(connection.pk))
+    assert "Created the pronouns field pronouns" in out
+    out, _ = run("setup_pronouns", "--connection", str(connection.pk))
+    assert "Using the pronouns field pronouns" in out
+    assert crm.custom_fields == {"pronouns": "Pronouns"}
+    listed, _ = run("connection", "list", "--tenant", "acme")
+    assert json.loads(listed)["pronouns"] == "configured (pronouns)"
 
 
 def test_connection_add_rejects_an_unknown_provider(tenant):

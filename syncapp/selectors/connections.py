@@ -32,4 +32,14 @@ def connection_describe(*, connection: CrmConnection) -> dict:
         "status": connection.status,
         "api_base_url": connection.api_base_url or None,
         "webhook_url": connection_webhook_url(connection=connection),
+        "pronouns": connection_pronouns_status(connection=connection),
     }
+
+
+def connection_pronouns_status(*, connection: CrmConnection) -> str:
+    """Return "configured (<key>)", or "pronouns not configured" with what went wrong, if anything."""
+    if connection.pronouns_state == CrmConnection.PronounsState.CONFIGURED:
+        return f"configured ({connection.pronouns_field_key})"
+    if connection.pronouns_message:
+        return f"pronouns not configured: {connection.pronouns_message}"
+    return "pronouns not configured"

@@ -69,6 +69,8 @@ class HubspotClient(CrmClient):
         if status == 429:
             if body.get("policyName") == "DAILY":
                 return QuotaExhaustedError(message, until=_daily_limit_probe_time())
+            if "Retry-After" in response.headers:
+                return RateLimitedError(message, retry_after=_seconds(response))
             interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
             if interval:
                 return RateLimitedError(message, retry_after=int(interval) / 1000)

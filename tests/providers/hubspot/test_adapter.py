@@ -221,6 +221,17 @@ def test_ten_secondly_429_waits_the_interval_header(adapter, mocked, monkeypatch
     assert waits == [10]
 
 
+def test_a_429_with_retry_after_waits_what_it_says(adapter, mocked, monkeypatch):
+    waits = []
+    monkeypatch.setattr("tenacity.nap.time.sleep", waits.append)
+    mocked.post(
+        f"{CONTACTS}/batch/read", status=429, json=fixture("error_429_ten_secondly"), headers={"Retry-After": "3"}
+    )
+    mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
+    adapter.read_many(["7"])
+    assert waits == [3]
+
+
 def test_daily_429_is_not_retried(adapter, mocked):
     mocked.post(f"{CONTACTS}/batch/read", status=429, json=fixture("error_429_daily"))
     with pytest.raises(QuotaExhaustedError, match="daily limit"):
