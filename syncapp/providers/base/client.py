@@ -7,10 +7,11 @@ words its errors; the retry loop, the single token refresh on a 401 and the erro
 from __future__ import annotations
 
 import logging
+import time
 
 import requests
 from django.conf import settings
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from syncapp.exceptions import (
     ProviderAuthError,
@@ -21,6 +22,21 @@ from syncapp.exceptions import (
 from syncapp.providers.base.ratelimit import rate_limit_wait
 
 logger = logging.getLogger(__name__)
+
+
+# Longer waits than this are not slept inside a request (they would outlive the sync's lock): the
+# error ends the run and the outbox follow-up schedules the next try after the CRM's delay.
+MAX_INLINE_WAIT = 30  # seconds
+# How long a request may queue for the shared rate limit before the run gives up for now.
+RATE_LIMIT_QUEUE_TIMEOUT = 30  # seconds
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TransientProviderError) and (exc.retry_after or 0) <= MAX_INLINE_WAIT
 
 
 def _wait(retry_state: RetryCallState) -> float:
@@ -77,17 +93,21 @@ class CrmClient:
         other than 429 are not retried: their message reaches the run and the link.
         """
         retrying = Retrying(
-            retry=retry_if_exception_type(TransientProviderError),
+            retry=retry_if_exception(_retryable),
             stop=stop_after_attempt(settings.MAX_RETRY_ATTEMPTS + 1),
             wait=_wait,
+            sleep=lambda seconds: _sleep(seconds),
             reraise=True,
         )
         return retrying(self._send, method, path, ok_statuses=ok_statuses, **kwargs)
 
     def _send(self, method: str, path: str, *, ok_statuses=(), refreshed=False, **kwargs) -> requests.Response:
         for key, limit, interval_ms in self.rate_limits(method, path):
-            if not rate_limit_wait(key=key, limit=limit, interval_ms=interval_ms):
-                raise RateLimitedError(f"{self.name}: waited too long for the shared rate limit ({key}).")
+            if not rate_limit_wait(key=key, limit=limit, interval_ms=interval_ms, timeout=RATE_LIMIT_QUEUE_TIMEOUT):
+                raise RateLimitedError(
+                    f"{self.name}: the shared rate limit ({key}) is busy; trying again later.",
+                    retry_after=interval_ms / 1000 + MAX_INLINE_WAIT,
+                )
         url = self.base_url + path
         try:
             response = self.session.request(

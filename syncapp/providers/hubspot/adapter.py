@@ -6,7 +6,7 @@ import re
 import time
 
 from syncapp.engine import ContactRecord, RemoteState
-from syncapp.exceptions import ProviderError
+from syncapp.exceptions import ProviderAuthError, ProviderError, TransientProviderError
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
 
 from . import mapping
@@ -91,11 +91,17 @@ class HubspotAdapter(CrmAdapter):
                 after, read_in_query = None, 0
 
     def read_many(self, remote_ids):
-        body = self.client.batch_read(ids=list(remote_ids), properties=self.properties)
-        return [self.to_record(item) for item in body.get("results", [])]
+        return self._read(ids=list(remote_ids))
 
     def find_by_emails(self, emails):
-        body = self.client.batch_read(ids=list(emails), properties=self.properties, id_property="email")
+        return self._read(ids=list(emails), id_property="email")
+
+    def _read(self, *, ids: list[str], id_property: str | None = None) -> list[RemoteState]:
+        body = self.client.batch_read(ids=ids, properties=self.properties, id_property=id_property)
+        # Only "not found" may mean gone: any other per-item error must not look like a deletion.
+        failures = [error for error in body.get("errors", []) if error.get("category") != "OBJECT_NOT_FOUND"]
+        if failures:
+            raise TransientProviderError(f"HubSpot could not read some contacts: {failures[0].get('message', '')}")
         return [self.to_record(item) for item in body.get("results", [])]
 
     # Writes -------------------------------------------------------------------------------------
@@ -109,23 +115,27 @@ class HubspotAdapter(CrmAdapter):
             }
             for i, record in enumerate(records)
         ]
-        try:
-            body = self.client.batch_create(inputs=inputs)
-        except ProviderError as exc:
-            if exc.status != 409:
-                raise
-            if len(inputs) == 1:
-                return [_refused(str(exc))]
-            # One duplicate email fails the whole batch: create one by one to find which.
-            return [result for record in records for result in self.create_many([record])]
-        return _per_item(inputs, body)
+        return self._write(self.client.batch_create, inputs, self.create_many, records, key="email")
 
     def update_many(self, changes):
         inputs = [
             {"id": remote_id, "properties": self.from_record(values), "objectWriteTraceId": str(i)}
             for i, (remote_id, values) in enumerate(changes)
         ]
-        return _per_item(inputs, self.client.batch_update(inputs=inputs))
+        return self._write(self.client.batch_update, inputs, self.update_many, changes, key="id")
+
+    def _write(self, send, inputs: list[dict], retry_one, items: list, *, key: str) -> list[WriteResult]:
+        try:
+            body = send(inputs=inputs)
+        except ProviderError as exc:
+            if isinstance(exc, (TransientProviderError, ProviderAuthError)):
+                raise
+            if len(inputs) == 1:
+                return [_refused(str(exc))]
+            # One bad record (a duplicate email, an invalid value) fails the whole batch: go one by
+            # one, so the others are written and the bad one's message reaches its link.
+            return [result for item in items for result in retry_one([item])]
+        return _per_item(inputs, body, key=key)
 
     def archive_many(self, remote_ids):
         self.client.batch_archive(ids=list(remote_ids))
@@ -161,19 +171,34 @@ def _refused(message: str) -> WriteResult:
     return WriteResult(ok=False, error=message, existing_remote_id=existing.group(1) if existing else None)
 
 
-def _per_item(inputs: list[dict], body: dict) -> list[WriteResult]:
-    """Pair a batch (or 207 multi-status) answer with its inputs through objectWriteTraceId."""
+# Per-item error categories that may pass on a later try.
+RETRYABLE_CATEGORIES = {"INTERNAL_ERROR", "RATE_LIMITS", "LOCKED", "TIMEOUT"}
+
+
+def _per_item(inputs: list[dict], body: dict, *, key: str) -> list[WriteResult]:
+    """Pair a batch (or 207 multi-status) answer with its inputs.
+
+    HubSpot echoes each input's objectWriteTraceId; where it does not, results are matched by id
+    (updates) or by email (creates).
+    """
     by_trace: dict[str, WriteResult] = {}
+    trace_of = {_input_key(item, key): item["objectWriteTraceId"] for item in inputs}
     for item in body.get("results", []):
-        trace = item.get("objectWriteTraceId")
+        trace = item.get("objectWriteTraceId") or trace_of.get(_result_key(item, key))
         by_trace[trace] = WriteResult(ok=True, remote_id=str(item["id"]), version=item.get("updatedAt") or "")
     for error in body.get("errors", []):
         message = f"HubSpot {error.get('category', 'ERROR')}: {error.get('message', '')}".strip()
-        retryable = str(error.get("status", "")).startswith("5") or error.get("category") == "RATE_LIMITS"
+        retryable = error.get("category") in RETRYABLE_CATEGORIES
+        existing = _refused(message).existing_remote_id
         for trace in (error.get("context") or {}).get("objectWriteTraceId", []):
-            result = _refused(message)
-            by_trace[trace] = WriteResult(
-                ok=False, error=message, retryable=retryable, existing_remote_id=result.existing_remote_id
-            )
+            by_trace[trace] = WriteResult(ok=False, error=message, retryable=retryable, existing_remote_id=existing)
     missing = WriteResult(ok=False, error="HubSpot did not report on this record; it will be retried.", retryable=True)
     return [by_trace.get(item["objectWriteTraceId"], missing) for item in inputs]
+
+
+def _input_key(item: dict, key: str) -> str:
+    return str(item["id"]) if key == "id" else (item["properties"].get("email") or "").lower()
+
+
+def _result_key(item: dict, key: str) -> str:
+    return str(item["id"]) if key == "id" else ((item.get("properties") or {}).get("email") or "").lower()

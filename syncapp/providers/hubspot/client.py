@@ -74,6 +74,8 @@ class HubspotClient(CrmClient):
             interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
             if interval:
                 return RateLimitedError(message, retry_after=int(interval) / 1000)
+            if body.get("policyName") == "TEN_SECONDLY_ROLLING":
+                return RateLimitedError(message, retry_after=settings.RATE_LIMIT_WINDOW / 1000)
             # The search API's limit is per second and its answers carry no rate-limit headers.
             return RateLimitedError(message, retry_after=1 if "secondly limit" in message else None)
         if status == 423:

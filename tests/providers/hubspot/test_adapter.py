@@ -204,7 +204,7 @@ def test_timeouts_are_retried_up_to_max_retry_attempts_then_reported(adapter, mo
 
 def test_423_lock_waits_two_seconds(adapter, mocked, monkeypatch):
     waits = []
-    monkeypatch.setattr("tenacity.nap.time.sleep", waits.append)
+    monkeypatch.setattr("syncapp.providers.base.client._sleep", waits.append)
     mocked.post(f"{CONTACTS}/batch/read", status=423, json={"status": "error", "message": "locked"})
     mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
     adapter.read_many(["7"])
@@ -213,7 +213,7 @@ def test_423_lock_waits_two_seconds(adapter, mocked, monkeypatch):
 
 def test_ten_secondly_429_waits_the_interval_header(adapter, mocked, monkeypatch):
     waits = []
-    monkeypatch.setattr("tenacity.nap.time.sleep", waits.append)
+    monkeypatch.setattr("syncapp.providers.base.client._sleep", waits.append)
     mocked.post(f"{CONTACTS}/batch/read", status=429, json=fixture("error_429_ten_secondly"),
                 headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})  # fmt: skip
     mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
@@ -223,7 +223,7 @@ def test_ten_secondly_429_waits_the_interval_header(adapter, mocked, monkeypatch
 
 def test_a_429_with_retry_after_waits_what_it_says(adapter, mocked, monkeypatch):
     waits = []
-    monkeypatch.setattr("tenacity.nap.time.sleep", waits.append)
+    monkeypatch.setattr("syncapp.providers.base.client._sleep", waits.append)
     mocked.post(
         f"{CONTACTS}/batch/read", status=429, json=fixture("error_429_ten_secondly"), headers={"Retry-After": "3"}
     )
@@ -337,3 +337,131 @@ def test_the_base_url_is_configurable_per_connection(tenant, mocked):
     )  # fmt: skip
     mocked.post("http://127.0.0.1:8765/hubspot/777/crm/v3/objects/contacts/batch/read", json={"results": []})
     assert get_adapter(sandbox).read_many(["1"]) == []
+
+
+def test_more_than_100_records_go_in_batches_of_at_most_100(connection, mocked, tenant, settings):
+    from syncapp.services.contacts import contact_create
+
+    settings.SYNC_BATCH_SIZE = 500  # the adapter's own cap of 100 still applies
+    for n in range(150):
+        contact_create(tenant=tenant, values={"email": f"b{n:03}@example.com"})
+
+    def created(request):
+        inputs = json.loads(request.body)["inputs"]
+        results = [
+            {
+                **contact(1000 + int(i["properties"]["email"][1:4]), i["properties"]["email"]),
+                "objectWriteTraceId": i["objectWriteTraceId"],
+            }
+            for i in inputs
+        ]
+        return 201, {}, json.dumps({"status": "COMPLETE", "results": results})
+
+    mocked.add_callback(responses.POST, f"{CONTACTS}/batch/read", callback=lambda r: (200, {}, '{"results": []}'))
+    mocked.add_callback(responses.POST, f"{CONTACTS}/batch/create", callback=created)
+
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert run.status == SyncRun.Status.SUCCEEDED and run.created == 150, run.error
+    sizes = [len(sent_json(call)["inputs"]) for call in mocked.calls]
+    assert sizes == [100, 100, 50, 50]  # read 100, create 100, read 50, create 50
+
+
+def test_a_refused_record_in_a_batch_does_not_hold_back_the_others(connection, mocked, tenant):
+    from syncapp.models import ContactLink
+    from syncapp.services.contacts import contact_create, contact_update
+
+    good = contact_create(tenant=tenant, values={"email": "good@example.com"})
+    bad = contact_create(tenant=tenant, values={"email": "bad@example.com"})
+    for remote_id, record in (("1", good), ("2", bad)):
+        ContactLink.objects.create(
+            connection=connection, contact=record, remote_id=remote_id, base={"email": record.email}
+        )
+    contact_update(contact=good, values={"phone": "1"})
+    contact_update(contact=bad, values={"phone": "not a phone"})
+    mocked.post(
+        f"{CONTACTS}/batch/read", json={"results": [contact(1, "good@example.com"), contact(2, "bad@example.com")]}
+    )
+    mocked.post(
+        f"{CONTACTS}/batch/update",
+        status=400,
+        json={"status": "error", "category": "VALIDATION_ERROR", "message": "Property values were not valid"},
+    )
+    mocked.post(
+        f"{CONTACTS}/batch/update",
+        json={"status": "COMPLETE", "results": [{**contact(1, "good@example.com"), "objectWriteTraceId": "0"}]},
+    )
+    mocked.post(
+        f"{CONTACTS}/batch/update",
+        status=400,
+        json={"status": "error", "category": "VALIDATION_ERROR", "message": "phone is invalid"},
+    )
+
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert run.status == SyncRun.Status.SUCCEEDED and run.errors == 1
+    assert ContactLink.objects.get(contact=good).status == "ok"
+    failed = ContactLink.objects.get(contact=bad)
+    assert failed.status == "error" and "phone is invalid" in failed.last_error
+
+
+def test_a_read_error_other_than_not_found_never_looks_like_a_deletion(adapter, mocked):
+    error = {"status": "error", "category": "INTERNAL_ERROR", "message": "try later", "context": {"ids": ["7"]}}
+    mocked.post(f"{CONTACTS}/batch/read", status=207, json={"status": "COMPLETE", "results": [], "errors": [error]})
+    with pytest.raises(TransientProviderError, match="try later"):
+        adapter.read_many(["7"])
+
+
+def test_results_without_a_trace_id_are_matched_by_id(adapter, mocked):
+    mocked.post(
+        f"{CONTACTS}/batch/update", json={"status": "COMPLETE", "results": [contact(8, "b@x.io"), contact(7, "a@x.io")]}
+    )
+    results = adapter.update_many([("7", {"phone": "1"}), ("8", {"phone": "2"})])
+    assert [(r.ok, r.remote_id) for r in results] == [(True, "7"), (True, "8")]
+
+
+def test_a_wait_longer_than_a_sync_can_hold_its_lock_is_not_slept(adapter, mocked, monkeypatch):
+    waits = []
+    monkeypatch.setattr("syncapp.providers.base.client._sleep", waits.append)
+    mocked.post(f"{CONTACTS}/batch/read", status=477, json={"status": "error", "message": "Migration in progress"},
+                headers={"Retry-After": "86400"})  # fmt: skip
+    with pytest.raises(TransientProviderError) as raised:
+        adapter.read_many(["7"])
+    assert raised.value.retry_after == 86400 and waits == []
+
+
+def test_oauth_tokens_refresh_before_expiry_and_once_after_a_401(tenant, mocked, settings):
+    import time
+
+    settings.HUBSPOT_CLIENT_ID, settings.HUBSPOT_CLIENT_SECRET = "client-id", "client-secret"
+    oauth = connection_create(
+        tenant=tenant, provider="hubspot", account_id="9", credentials={
+            "access_token": "old", "refresh_token": "refresh-1", "expires_at": time.time() + 60})  # fmt: skip
+    token = {"access_token": "new", "refresh_token": "refresh-2", "expires_in": 1800, "token_type": "bearer"}
+    mocked.post(f"{API}/oauth/v1/token", json=token)
+    mocked.post(f"{CONTACTS}/batch/read", status=401, json={"status": "error", "message": "expired"})
+    mocked.post(f"{API}/oauth/v1/token", json={**token, "access_token": "newer"})
+    mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
+
+    get_adapter(oauth).read_many(["1"])
+
+    assert "grant_type=refresh_token" in mocked.calls[0].request.body
+    assert mocked.calls[1].request.headers["Authorization"] == "Bearer new"
+    assert mocked.calls[3].request.headers["Authorization"] == "Bearer newer"
+    oauth.refresh_from_db()
+    assert oauth.credentials["access_token"] == "newer" and "newer" not in oauth.credentials_encrypted
+
+
+def test_pronouns_setup_uses_an_existing_pronouns_property_and_a_409_counts_as_created(connection, mocked):
+    mocked.get(f"{API}/crm/v3/properties/contacts", json={"results": [{"name": "pronouns", "label": "Pronouns"}]})
+    assert connection_setup_pronouns(connection=connection).key == "pronouns"
+    assert [c.request.method for c in mocked.calls] == ["GET"]
+
+    mocked.get(f"{API}/crm/v3/properties/contacts", json={"results": []})
+    mocked.get(f"{API}/crm/v3/properties/contacts/pronouns", status=404, json={"status": "error", "message": "nf"})
+    mocked.post(
+        f"{API}/crm/v3/properties/contacts",
+        status=409,
+        json={"status": "error", "message": "Property named 'pronouns' already exists."},
+    )
+    assert connection_setup_pronouns(connection=connection).state == "configured"
