@@ -120,6 +120,13 @@ SYNC_LOCK_TTL = env.int("SYNC_LOCK_TTL", default=600)  # seconds
 # Where CRMs reach this deployment (webhook URLs are printed and registered with it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
+# Hosts a connection's API base URL may point at (a leading dot allows subdomains). Tokens and client
+# secrets are sent there, so anything else (internal hosts, metadata services) is refused.
+CRM_API_ALLOWED_HOSTS = env.list(
+    "CRM_API_ALLOWED_HOSTS",
+    default=["api.hubapi.com", "app.hubspot.com", "api.pipedrive.com", ".pipedrive.com", "127.0.0.1", "localhost"],
+)
+
 # CRM adapters by provider id: adding a CRM means one folder under syncapp/providers/ and one line here.
 SYNCAPP_PROVIDERS = {
     "hubspot": "syncapp.providers.hubspot.adapter.HubspotAdapter",

@@ -44,3 +44,22 @@ def test_a_deleted_contact_frees_its_email_and_other_tenants_are_independent(ten
     contact_create(tenant=tenant, values={"email": "x@example.com"})
     contact_create(tenant=tenant_create(slug="other"), values={"email": "x@example.com"})
     assert Contact.objects.filter(email="x@example.com").count() == 3
+
+
+def test_an_api_base_url_outside_the_allowed_hosts_is_refused(tenant, settings):
+    from syncapp.exceptions import ValidationError
+    from syncapp.services.connections import connection_create
+
+    settings.CRM_API_ALLOWED_HOSTS = ["api.hubapi.com", ".pipedrive.com", "127.0.0.1"]
+    for url in (
+        "http://169.254.169.254/latest",
+        "https://evil.example",
+        "ftp://127.0.0.1",
+        "https://pipedrive.com.evil.io",
+    ):
+        with pytest.raises(ValidationError):
+            connection_create(tenant=tenant, provider="hubspot", account_id=url, credentials={}, api_base_url=url)
+    ok = connection_create(
+        tenant=tenant, provider="hubspot", account_id="1", credentials={}, api_base_url="https://acme.pipedrive.com/"
+    )
+    assert ok.api_base_url == "https://acme.pipedrive.com"

@@ -3,6 +3,7 @@
 import secrets
 from contextlib import contextmanager
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db.models import Q
@@ -13,6 +14,21 @@ from syncapp.exceptions import SyncAlreadyRunningError, SyncError, ValidationErr
 from syncapp.models import CrmConnection, Tenant
 from syncapp.providers import provider_ids
 from syncapp.services.schedules import connection_schedule_update
+
+
+def api_base_validate(url: str) -> str:
+    """Return ``url`` if a connection may talk to it, else raise ValidationError (see CRM_API_ALLOWED_HOSTS)."""
+    if not url:
+        return url
+    parsed = urlsplit(url)
+    host = (parsed.hostname or "").lower()
+    allowed = [entry.lower() for entry in settings.CRM_API_ALLOWED_HOSTS]
+    permitted = any(host == entry or (entry.startswith(".") and host.endswith(entry)) for entry in allowed)
+    if parsed.scheme not in ("http", "https") or not host:
+        raise ValidationError(f"'{url}' is not an http(s) URL.")
+    if not permitted:
+        raise ValidationError(f"API base URL host '{host}' is not in CRM_API_ALLOWED_HOSTS.")
+    return url.rstrip("/")
 
 
 def connection_create(
@@ -33,6 +49,7 @@ def connection_create(
     strategy = conflict_strategy or settings.CONFLICT_RESOLUTION_STRATEGY
     if strategy not in STRATEGIES:
         raise ValidationError(f"Unknown conflict strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}.")
+    api_base_url = api_base_validate(api_base_url)
     if CrmConnection.objects.filter(provider=provider, account_id=account_id).exists():
         raise ValidationError(f"{provider} account {account_id} is already connected.")
     connection = CrmConnection(

@@ -9,7 +9,7 @@ from syncapp.models import CrmConnection, Tenant
 from syncapp.providers.base.oauth import OAuthConfig, oauth_endpoint, oauth_exchange_code, oauth_refresh
 from syncapp.providers.hubspot.oauth import HUBSPOT_OAUTH, hubspot_portal_id
 from syncapp.providers.pipedrive.oauth import PIPEDRIVE_OAUTH, pipedrive_company_id
-from syncapp.services.connections import connection_create
+from syncapp.services.connections import api_base_validate, connection_create
 
 # Provider id -> (OAuth config, function returning the CRM account id for an access token and API base URL).
 OAUTH_PROVIDERS: dict[str, tuple[OAuthConfig, Callable[[str, str], str]]] = {
@@ -44,12 +44,13 @@ def oauth_connection_complete(
     connected is refused.
     """
     config, account_id_for = oauth_provider(provider_id)
+    api_base_validate(api_base_url)
     token_url = oauth_endpoint(config.token_url, api_base_url) if api_base_url else None
     credentials = oauth_exchange_code(config=config, code=code, redirect_uri=redirect_uri, token_url=token_url)
     if token_url:
         # Refreshes must go to the same (sandbox) token endpoint as the exchange did.
         credentials["token_url"] = token_url
-    base_url = api_base_url or credentials.get("api_domain", "")
+    base_url = api_base_validate(api_base_url or credentials.get("api_domain", ""))
     account_id = account_id_for(credentials["access_token"], base_url)
 
     with transaction.atomic():

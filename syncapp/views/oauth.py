@@ -8,16 +8,15 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from syncapp.exceptions import SyncError
+from syncapp.exceptions import SyncError, ValidationError
 from syncapp.models import CrmConnection, Membership, Tenant
 from syncapp.providers.base.oauth import OAuthConfig, oauth_authorization_url, oauth_state_load
+from syncapp.services.connections import api_base_validate
 from syncapp.services.oauth import OAUTH_PROVIDERS, oauth_connection_complete
 
 logger = logging.getLogger(__name__)
@@ -49,9 +48,9 @@ def oauth_start(request: HttpRequest, provider_id: str) -> HttpResponse:
         if not (settings.DEBUG or request.user.is_staff):
             return _result(request, provider_id, error="Only staff may override the API base URL.", status=403)
         try:
-            URLValidator(schemes=["http", "https"])(api_base)
-        except DjangoValidationError:
-            return _result(request, provider_id, error="The API base URL is not a valid http(s) URL.", status=400)
+            api_base_validate(api_base)
+        except ValidationError as exc:
+            return _result(request, provider_id, error=str(exc), status=400)
 
     try:
         url = oauth_authorization_url(
