@@ -90,6 +90,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 LOGIN_URL = "admin:login"
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6's default for scheme-less URLs typed into forms
 
 # --- Sync engine -------------------------------------------------------------
 
@@ -138,7 +139,7 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
 # HubSpot's v2 signature (no timestamp, so replayable) is accepted only when an old app needs it.
 HUBSPOT_ACCEPT_V2_SIGNATURE = env.bool("HUBSPOT_ACCEPT_V2_SIGNATURE", default=False)
 # Requests per RATE_LIMIT_WINDOW per connection (HubSpot: 100 private app Free/Starter, 110 OAuth app,
-# 190 Professional/Enterprise private app); a connection may override it (rate_limit_per_window).
+# 190 Professional/Enterprise private app); a connection may override it (CrmConnection.rate_limit).
 HUBSPOT_RATE_LIMIT = env.int("HUBSPOT_RATE_LIMIT", default=100)
 HUBSPOT_SEARCH_RATE_PER_SECOND = env.int("HUBSPOT_SEARCH_RATE_PER_SECOND", default=5)
 # How often the safety-net incremental pull runs for each HubSpot connection (ms; webhooks are the fast path).

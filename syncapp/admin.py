@@ -18,7 +18,9 @@ from syncapp.models import (
     WebhookEvent,
     WebhookRejection,
 )
+from syncapp.services.connections import api_base_validate
 from syncapp.services.contacts import contact_create, contact_delete, contact_update, contact_validate
+from syncapp.services.schedules import connection_schedule_update
 
 
 class MembershipInline(admin.TabularInline):
@@ -85,12 +87,29 @@ class ContactAdmin(admin.ModelAdmin):
             contact_delete(contact=contact)
 
 
+class CrmConnectionAdminForm(forms.ModelForm):
+    class Meta:
+        model = CrmConnection
+        exclude = []  # every editable field; api_base_url is checked below
+
+    def clean_api_base_url(self):
+        try:
+            return api_base_validate(self.cleaned_data["api_base_url"])
+        except ValidationError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
 @admin.register(CrmConnection)
 class CrmConnectionAdmin(admin.ModelAdmin):
+    form = CrmConnectionAdminForm
     list_display = ["__str__", "provider", "account_id", "tenant", "status", "conflict_strategy", "pronouns_state"]
     list_filter = ["provider", "status", "conflict_strategy", "pronouns_state"]
     search_fields = ["account_id", "tenant__slug"]
     readonly_fields = ["webhook_key", "lock_owner", "lock_expires_at", "sync_cursor", "last_full_sync_at"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        connection_schedule_update(connection=obj)  # pausing or resuming here moves the poll schedule too
 
 
 @admin.register(ContactLink)

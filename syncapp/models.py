@@ -1,4 +1,5 @@
-"""Data model. Every row belongs to one tenant, directly or through its connection."""
+"""Data model. Every row belongs to one tenant, directly or through its connection, except the
+webhook rows that could not be routed to one (kept for operators, never applied)."""
 
 import secrets
 

@@ -22,6 +22,7 @@ def connection_sync(connection_id: int, trigger: str = SyncRun.Trigger.SCHEDULED
         push_retry_schedule(connection_id=connection_id, delay=push_retry_delay(attempts=1))
     except ConnectionInactiveError as exc:
         logger.info("connection %s: %s", connection_id, exc)
+        push_schedule_clear(connection_id=connection_id)  # so edits can queue a push once it is active
     return None
 
 

@@ -31,8 +31,6 @@ HUBSPOT_TOKEN_URL = "https://api.hubapi.com/oauth/v1/token"
 PIPEDRIVE_TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
 PIPEDRIVE_DOMAIN = "https://acme-sales.pipedrive.com"
 
-pytestmark = pytest.mark.urls("tests.oauth_urls")
-
 
 @pytest.fixture(autouse=True)
 def oauth_settings(settings):

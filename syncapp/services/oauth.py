@@ -10,6 +10,7 @@ from syncapp.providers.base.oauth import OAuthConfig, oauth_endpoint, oauth_exch
 from syncapp.providers.hubspot.oauth import HUBSPOT_OAUTH, hubspot_portal_id
 from syncapp.providers.pipedrive.oauth import PIPEDRIVE_OAUTH, pipedrive_company_id
 from syncapp.services.connections import api_base_validate, connection_create
+from syncapp.services.schedules import connection_schedule_update
 
 # Provider id -> (OAuth config, function returning the CRM account id for an access token and API base URL).
 OAUTH_PROVIDERS: dict[str, tuple[OAuthConfig, Callable[[str, str], str]]] = {
@@ -71,6 +72,7 @@ def oauth_connection_complete(
         existing.status = CrmConnection.Status.ACTIVE
         existing.status_message = ""
         existing.save(update_fields=["credentials_encrypted", "api_base_url", "status", "status_message", "updated_at"])
+        connection_schedule_update(connection=existing)
         return existing
 
 

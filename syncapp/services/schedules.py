@@ -44,9 +44,10 @@ def connection_schedule_update(*, connection: CrmConnection) -> Schedule | None:
 
 
 def schedules_sync() -> tuple[int, int]:
-    """Bring every connection's poll schedule up to date and drop orphans; return (kept, removed)."""
+    """Bring every connection's poll schedule up to date and drop the rest; return (kept, removed)."""
+    polls = Schedule.objects.filter(name__startswith="contactsync-poll-")
+    before = set(polls.values_list("name", flat=True))
     kept = sum(1 for connection in CrmConnection.objects.all() if connection_schedule_update(connection=connection))
     live_names = {_schedule_name(pk) for pk in CrmConnection.objects.values_list("pk", flat=True)}
-    orphans = Schedule.objects.filter(name__startswith="contactsync-poll-").exclude(name__in=live_names)
-    removed, _ = orphans.delete()
-    return kept, removed
+    polls.exclude(name__in=live_names).delete()
+    return kept, len(before - set(polls.values_list("name", flat=True)))

@@ -531,7 +531,8 @@ def connection_sync(
             if not dry_run:
                 sync.revisit_exclusions()
             run.status = SyncRun.Status.SUCCEEDED
-            connection_status_set(connection=connection, status=CrmConnection.Status.ACTIVE)
+            if not dry_run:
+                connection_status_set(connection=connection, status=CrmConnection.Status.ACTIVE)
         except SyncError as exc:
             logger.warning("sync run %s of connection %s failed: %s", run.pk, connection.pk, exc)
             run.status, run.error = SyncRun.Status.FAILED, str(exc)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from syncapp.exceptions import ProviderNotConfiguredError, WebhookPayloadError, WebhookSignatureError
 from syncapp.models import CrmConnection, WebhookEvent
-from syncapp.providers import get_webhook_handler
+from syncapp.providers import get_webhook_handler, provider_ids
 from syncapp.services.webhooks import webhook_event_record, webhook_process_schedule, webhook_rejection_count
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ def _refuse(request, provider_id: str, status: int, reason: str) -> JsonResponse
     logger.warning(
         "%s webhook refused with %s from %s: %s", provider_id, status, request.META.get("REMOTE_ADDR"), reason
     )
-    webhook_rejection_count(provider=provider_id, status_code=status, reason=reason)
+    if provider_id in provider_ids():  # an unknown slug in the URL must not create rows at will
+        webhook_rejection_count(provider=provider_id, status_code=status, reason=reason)
     return JsonResponse({"error": reason}, status=status)
 
 

@@ -90,7 +90,8 @@ class CrmClient:
         """Send a request, retrying 429, 5xx, timeouts and dropped connections with backoff.
 
         Statuses in ``ok_statuses`` (for example 207) are returned instead of raised. 4xx answers
-        other than 429 are not retried: their message reaches the run and the link.
+        other than 429 are not retried, nor are waits longer than MAX_INLINE_WAIT: the error, with
+        the CRM's message, goes to the caller.
         """
         retrying = Retrying(
             retry=retry_if_exception(_retryable),
