@@ -90,7 +90,6 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 LOGIN_URL = "admin:login"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6's default for scheme-less URLs typed into forms
 
 # --- Sync engine -------------------------------------------------------------
 

@@ -88,9 +88,15 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 class CrmConnectionAdminForm(forms.ModelForm):
+    api_base_url = forms.URLField(required=False, assume_scheme="https", help_text="Empty: the provider's public API.")
+
     class Meta:
         model = CrmConnection
-        exclude = []  # every editable field; api_base_url is checked below
+        fields = [
+            "tenant", "provider", "account_id", "api_base_url", "status", "status_message", "conflict_strategy",
+            "field_priorities", "on_crm_delete", "rate_limit", "rate_limited_until", "pronouns_state",
+            "pronouns_field_key", "pronouns_message",
+        ]  # fmt: skip
 
     def clean_api_base_url(self):
         try:
