@@ -130,6 +130,7 @@ CRM_API_ALLOWED_HOSTS = env.list(
 # CRM adapters by provider id: adding a CRM means one folder under syncapp/providers/ and one line here.
 SYNCAPP_PROVIDERS = {
     "hubspot": "syncapp.providers.hubspot.adapter.HubspotAdapter",
+    "pipedrive": "syncapp.providers.pipedrive.adapter.PipedriveAdapter",
     **env.dict("SYNCAPP_PROVIDERS", default={}),
 }
 
@@ -143,6 +144,14 @@ HUBSPOT_RATE_LIMIT = env.int("HUBSPOT_RATE_LIMIT", default=100)
 HUBSPOT_SEARCH_RATE_PER_SECOND = env.int("HUBSPOT_SEARCH_RATE_PER_SECOND", default=5)
 # How often the safety-net incremental pull runs for each HubSpot connection (ms; webhooks are the fast path).
 HUBSPOT_POLL_INTERVAL = env.int("HUBSPOT_POLL_INTERVAL", default=3_600_000)
+# Pipedrive burst limits per token per 2 seconds (Lite 20 / Growth 40 / Premium 100 / Ultimate 120 for API
+# tokens, four times that for OAuth apps); search is 10 per 2 seconds on every plan.
+PIPEDRIVE_RATE_LIMIT = env.int("PIPEDRIVE_RATE_LIMIT", default=20)
+PIPEDRIVE_OAUTH_RATE_LIMIT = env.int("PIPEDRIVE_OAUTH_RATE_LIMIT", default=80)
+PIPEDRIVE_SEARCH_RATE_LIMIT = env.int("PIPEDRIVE_SEARCH_RATE_LIMIT", default=10)
+# Polls turn into a full listing this often (ms), so deletions are found where no webhook reports them.
+FULL_SYNC_INTERVAL = env.int("FULL_SYNC_INTERVAL", default=86_400_000)
+
 # Shared rate-limit buckets: Redis when REDIS_URL is set, else this SQLite file (one host, many processes).
 RATE_LIMIT_DB_PATH = env.str("RATE_LIMIT_DB_PATH", default=str(BASE_DIR / "ratelimit.sqlite"))
 HTTP_TIMEOUT = env.float("HTTP_TIMEOUT", default=30.0)  # seconds per CRM request

@@ -4,6 +4,7 @@ import logging
 
 from syncapp.exceptions import ConnectionInactiveError, SyncAlreadyRunningError
 from syncapp.models import CrmConnection, SyncRun
+from syncapp.selectors.connections import connection_full_sync_due
 from syncapp.services.outbox import push_retry_delay, push_retry_schedule, push_schedule_clear
 from syncapp.services.sync import connection_sync as connection_sync_service
 from syncapp.services.webhooks import webhook_events_process as webhook_events_process_service
@@ -28,8 +29,11 @@ def connection_sync(connection_id: int, trigger: str = SyncRun.Trigger.SCHEDULED
 
 def connection_poll(connection_id: int) -> int | None:
     """The schedule's entry point: inbox events whose task was lost first, then the incremental read."""
-    webhook_events_process_service(connection=CrmConnection.objects.get(pk=connection_id))
-    return connection_sync(connection_id, trigger=SyncRun.Trigger.SCHEDULED)
+    connection = CrmConnection.objects.get(pk=connection_id)
+    webhook_events_process_service(connection=connection)
+    return connection_sync(
+        connection_id, trigger=SyncRun.Trigger.SCHEDULED, full=connection_full_sync_due(connection=connection)
+    )
 
 
 def connection_push(connection_id: int) -> int | None:

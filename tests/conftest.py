@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 
 from syncapp.services.connections import connection_create
 from syncapp.services.tenants import tenant_create
@@ -13,8 +14,10 @@ def memory_provider(settings, tmp_path_factory):
     settings.HTTP_RETRY_BASE_DELAY = 0
     settings.HUBSPOT_RATE_LIMIT = 100_000
     settings.HUBSPOT_SEARCH_RATE_PER_SECOND = 100_000
+    settings.PIPEDRIVE_RATE_LIMIT = settings.PIPEDRIVE_OAUTH_RATE_LIMIT = settings.PIPEDRIVE_SEARCH_RATE_LIMIT = 100_000
     settings.RATE_LIMIT_DB_PATH = str(tmp_path_factory.getbasetemp() / "ratelimit.sqlite")
     InMemoryCrm.accounts.clear()
+    cache.clear()  # cached CRM field lists are keyed by connection id, which tests reuse
 
 
 @pytest.fixture

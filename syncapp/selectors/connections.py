@@ -1,7 +1,10 @@
 """Connection reads."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from syncapp.exceptions import ProviderNotConfiguredError
 from syncapp.models import CrmConnection
@@ -11,6 +14,13 @@ from syncapp.providers import get_adapter
 def connection_list(*, tenant_slug: str | None = None) -> QuerySet[CrmConnection]:
     connections = CrmConnection.objects.select_related("tenant").order_by("pk")
     return connections.filter(tenant__slug=tenant_slug) if tenant_slug else connections
+
+
+def connection_full_sync_due(*, connection: CrmConnection) -> bool:
+    """Return whether the next poll should list everything (deletions show only in a full listing)."""
+    if connection.last_full_sync_at is None:
+        return True
+    return timezone.now() - connection.last_full_sync_at > timedelta(milliseconds=settings.FULL_SYNC_INTERVAL)
 
 
 def connection_webhook_url(*, connection: CrmConnection) -> str | None:

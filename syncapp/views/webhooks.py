@@ -61,7 +61,7 @@ def provider_webhook(request, provider_id: str, connection_key: str | None = Non
         return _refuse(request, provider_id, 413, too_big)
 
     try:
-        handler.verify(request)
+        handler.verify(request, connection=connection)
     except WebhookSignatureError as exc:
         return _refuse(request, provider_id, 401, str(exc))
     try:

@@ -14,11 +14,13 @@ from django.conf import settings
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from syncapp.exceptions import (
+    OAuthError,
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
 )
+from syncapp.providers.base.oauth import oauth_token_expiring
 from syncapp.providers.base.ratelimit import rate_limit_wait
 
 logger = logging.getLogger(__name__)
@@ -61,13 +63,33 @@ class CrmClient:
 
     # Hooks for subclasses ---------------------------------------------------------
 
+    def token_headers(self, credentials: dict) -> dict[str, str]:
+        """Return the headers that authenticate a request with these (fresh) credentials."""
+        raise NotImplementedError("subclasses of CrmClient must provide a token_headers() method")
+
     def auth_headers(self) -> dict[str, str]:
-        """Return the headers that authenticate a request."""
-        raise NotImplementedError("subclasses of CrmClient must provide an auth_headers() method")
+        credentials = self.connection.credentials
+        # OAuth credentials carry a refresh token: renew them shortly before they expire.
+        if credentials.get("refresh_token") and oauth_token_expiring(credentials):
+            credentials = self._refresh()
+        return self.token_headers(credentials)
 
     def refresh_auth(self) -> bool:
-        """Renew expired credentials; return True when a retry may now succeed."""
-        return False
+        """Renew OAuth credentials after a 401; return True when a retry may now succeed."""
+        if not self.connection.credentials.get("refresh_token"):
+            return False
+        self._refresh()
+        return True
+
+    def _refresh(self) -> dict:
+        # The refreshed token is saved on the connection; services import providers, hence imported here.
+        from syncapp.services.oauth import connection_credentials_refresh
+
+        try:
+            return connection_credentials_refresh(connection=self.connection)
+        except OAuthError as exc:
+            # A refused refresh means the app was uninstalled or the grant revoked: reconnect.
+            raise ProviderAuthError(f"{self.name} refused to refresh the access token: {exc}", status=401) from exc
 
     def rate_limits(self, method: str, path: str) -> list[tuple[str, int, int]]:
         """Return the (bucket key, limit, interval ms) buckets one request spends from."""

@@ -38,8 +38,11 @@ class WebhookHints:
 
 
 class WebhookHandler:
-    def verify(self, request) -> None:
+    def verify(self, request, *, connection=None) -> None:
         """Check that ``request`` comes from the CRM, or raise WebhookSignatureError saying why.
+
+        ``connection`` is the CrmConnection named by a per-connection URL (``None`` on the shared
+        URL), for providers whose credentials are per connection.
 
         The reason is logged and returned to the caller, so it must never contain a secret or a
         signature.

@@ -8,7 +8,6 @@ import requests
 from django.conf import settings
 
 from syncapp.exceptions import (
-    OAuthError,
     ProviderAuthError,
     ProviderError,
     QuotaExhaustedError,
@@ -28,30 +27,8 @@ class HubspotClient(CrmClient):
     default_base_url = "https://api.hubapi.com"
     name = "HubSpot"
 
-    def auth_headers(self) -> dict[str, str]:
-        credentials = self.connection.credentials
-        if credentials.get("refresh_token"):
-            from syncapp.providers.base.oauth import oauth_token_expiring
-
-            if oauth_token_expiring(credentials):
-                credentials = self._refresh()
+    def token_headers(self, credentials: dict) -> dict[str, str]:
         return {"Authorization": f"Bearer {credentials.get('access_token', '')}"}
-
-    def refresh_auth(self) -> bool:
-        if not self.connection.credentials.get("refresh_token"):
-            return False
-        self._refresh()
-        return True
-
-    def _refresh(self) -> dict:
-        # The refreshed token is saved on the connection; services import providers, hence imported here.
-        from syncapp.services.oauth import connection_credentials_refresh
-
-        try:
-            return connection_credentials_refresh(connection=self.connection)
-        except OAuthError as exc:
-            # A refused refresh means the app was uninstalled or the grant revoked: reconnect.
-            raise ProviderAuthError(f"HubSpot refused to refresh the access token: {exc}", status=401) from exc
 
     def rate_limits(self, method: str, path: str) -> list[tuple[str, int, int]]:
         if path.endswith("/search"):

@@ -124,7 +124,8 @@ def payload_event_type(payload: dict) -> str:
 
 
 class HubspotWebhookHandler(WebhookHandler):
-    def verify(self, request) -> None:
+    def verify(self, request, *, connection=None) -> None:
+        # HubSpot signs with the app's secret, the same for every connection: ``connection`` is unused.
         secrets = webhook_secrets()
         if not secrets:
             raise WebhookSignatureError(

@@ -1,0 +1,182 @@
+"""Pipedrive as a CRM adapter: v2 persons polled by update_time, v1 person fields and webhooks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.core.cache import cache
+
+from syncapp.engine import ContactRecord, RemoteState
+from syncapp.exceptions import ProviderAuthError, ProviderError, TransientProviderError
+from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
+
+from . import mapping
+from .client import PipedriveClient
+from .webhooks import PipedriveWebhookHandler
+
+# update_time has whole seconds and updated_since is inclusive: re-read a little to miss nothing.
+POLL_OVERLAP = timedelta(seconds=60)
+FIELDS_CACHE_SECONDS = 3600
+
+
+class PipedriveAdapter(CrmAdapter):
+    id = "pipedrive"
+    name = "Pipedrive"
+    max_batch_size = 100  # ids= reads take at most 100
+    generated_field_keys = True
+    webhook_handler_class = PipedriveWebhookHandler
+
+    def __init__(self, *, connection):
+        super().__init__(connection=connection)
+        self.client = PipedriveClient(connection=connection)
+        # Raw persons from the last reads, so a write keeps the emails and phones it does not own.
+        self._raw: dict[str, dict] = {}
+
+    # Mapping --------------------------------------------------------------------------
+
+    @property
+    def pronouns_key(self) -> str:
+        configured = self.connection.pronouns_state == self.connection.PronounsState.CONFIGURED
+        return self.connection.pronouns_field_key if configured else ""
+
+    def to_record(self, data: dict) -> RemoteState:
+        self._raw[str(data["id"])] = data
+        return mapping.to_state(data, pronouns_key=self.pronouns_key)
+
+    def from_record(self, values: dict[str, str]) -> dict:
+        return mapping.to_body(values, current=None, full=values, pronouns_key=self.pronouns_key)
+
+    def unsupported_fields(self) -> frozenset[str]:
+        missing = set() if self.pronouns_key else {"pronouns"}
+        # job_title exists only where the company enabled contact sync; person fields say so.
+        keys = cache.get_or_set(
+            f"syncapp:pipedrive-fields:{self.connection.pk}",
+            lambda: [field.get("key") for field in self.client.person_fields()],
+            FIELDS_CACHE_SECONDS,
+        )
+        if "job_title" not in keys:
+            missing.add("job_title")
+        return frozenset(missing)
+
+    def webhook_path(self) -> str:
+        return f"/webhooks/pipedrive/{self.connection.webhook_key}/"
+
+    # Reads --------------------------------------------------------------------------------
+
+    def _pages(self, **query):
+        cursor = None
+        while True:
+            body = self.client.persons_list(cursor=cursor, **query)
+            records = [self.to_record(item) for item in body.get("data") or []]
+            cursor = (body.get("additional_data") or {}).get("next_cursor")
+            yield records, cursor
+            if not cursor:  # null at the end of the dataset
+                return
+
+    def list_all(self):
+        started = datetime.now(UTC) - POLL_OVERLAP
+        for records, _ in self._pages():
+            yield RemotePage(records=records, cursor=started.isoformat())
+
+    def list_changed(self, *, cursor):
+        since = _parse(cursor) - POLL_OVERLAP if cursor else datetime(2000, 1, 1, tzinfo=UTC)
+        seen: set[tuple[str, str]] = set()
+        for records, _ in self._pages(updated_since=since.strftime("%Y-%m-%dT%H:%M:%SZ")):
+            fresh = [r for r in records if (r.remote_id, r.version) not in seen]
+            seen.update((r.remote_id, r.version) for r in records)
+            latest = max((r.modified_at for r in records if r.modified_at), default=None)
+            yield RemotePage(records=fresh, cursor=latest.isoformat() if latest else cursor)
+
+    def read_many(self, remote_ids):
+        body = self.client.persons_list(cursor=None, ids=sorted(remote_ids, key=lambda rid: (len(rid), rid)))
+        return [self.to_record(item) for item in body.get("data") or [] if not item.get("is_deleted")]
+
+    def find_by_emails(self, emails):
+        ids = sorted({pid for email in emails for pid in self.client.persons_search_email(email)}, key=int)
+        found = []
+        for start in range(0, len(ids), self.max_batch_size):
+            found += self.read_many(ids[start : start + self.max_batch_size])
+        return found
+
+    # Writes (Pipedrive has no batch person writes: one call each) ----------------------------
+
+    def create_many(self, records: list[ContactRecord]) -> list[WriteResult]:
+        return [self._write(self._create, record) for record in records]
+
+    def update_many(self, changes):
+        return [self._write(self._update, remote_id, values) for remote_id, values in changes]
+
+    def archive_many(self, remote_ids):
+        return [self._write(self._delete, remote_id) for remote_id in remote_ids]
+
+    def _create(self, record: ContactRecord) -> dict:
+        return self.client.person_create(self._body(record.as_dict(), None))
+
+    def _update(self, remote_id: str, values: dict[str, str]) -> dict:
+        return self.client.person_update(remote_id, self._body(values, self._current(remote_id)))
+
+    def _delete(self, remote_id: str) -> dict:
+        self.client.person_delete(remote_id)
+        return {"id": remote_id}
+
+    def _current(self, remote_id: str) -> dict:
+        return self._raw.get(remote_id) or self.client.person_get(remote_id) or {}
+
+    def _body(self, values: dict[str, str], current: dict | None) -> dict:
+        full = mapping.to_state(current, pronouns_key=self.pronouns_key).record.as_dict() if current else {}
+        body = mapping.to_body(values, current=current, full={**full, **values}, pronouns_key=self.pronouns_key)
+        if "job_title" in self.unsupported_fields():
+            body.pop("job_title", None)
+        return body
+
+    def _write(self, call, *args) -> WriteResult:
+        try:
+            data = call(*args)
+        except (TransientProviderError, ProviderAuthError):
+            raise
+        except ProviderError as exc:
+            return WriteResult(ok=False, error=str(exc))
+        if data and "id" in data and "emails" in data:
+            self.to_record(data)
+        return WriteResult(ok=True, remote_id=str(data["id"]), version=(data or {}).get("update_time") or "")
+
+    # Custom fields and webhooks ---------------------------------------------------------------
+
+    def custom_fields(self) -> list[CustomFieldResult]:
+        return [
+            CustomFieldResult(key=field["key"], created=False, label=field.get("name") or "")
+            for field in self.client.person_fields()
+        ]
+
+    def ensure_custom_field(self, *, name: str, label: str) -> CustomFieldResult:
+        for field in self.custom_fields():
+            if field.label.strip().lower() == label.lower():
+                return field
+        created = self.client.person_field_create(name=label)
+        cache.delete(f"syncapp:pipedrive-fields:{self.connection.pk}")
+        return CustomFieldResult(key=created["key"], created=True, label=label)
+
+    def register_webhooks(self, *, subscription_url: str, user: str, password: str) -> list[dict]:
+        """Register person webhooks (create, change, delete) for this URL, replacing earlier ones."""
+        for hook in self.client.webhooks():
+            if hook.get("subscription_url") == subscription_url:
+                self.client.webhook_delete(hook["id"])
+        return [
+            self.client.webhook_create(
+                {
+                    "subscription_url": subscription_url,
+                    "event_action": action,
+                    "event_object": "person",
+                    "name": f"contactsync {self.connection.pk} {action}",
+                    "http_auth_user": user,
+                    "http_auth_password": password,
+                    "version": "2.0",
+                }
+            )
+            for action in ("create", "change", "delete")
+        ]
+
+
+def _parse(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

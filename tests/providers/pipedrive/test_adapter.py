@@ -1,0 +1,230 @@
+"""The Pipedrive adapter against mocked HTTP: API v2 persons, v1 person fields, Pipedrive's limits."""
+
+import json
+from pathlib import Path
+
+import pytest
+import responses
+from responses import matchers
+
+from syncapp.engine import ContactRecord
+from syncapp.exceptions import QuotaExhaustedError, RateLimitedError
+from syncapp.models import Contact, CrmConnection, SyncRun
+from syncapp.providers import get_adapter
+from syncapp.services.connections import connection_create
+from syncapp.services.contacts import contact_create, contact_delete, contact_update
+from syncapp.services.pronouns import connection_setup_pronouns
+from syncapp.services.sync import connection_sync
+
+pytestmark = pytest.mark.django_db
+
+API = "https://api.pipedrive.com"
+PERSONS = f"{API}/api/v2/persons"
+FIELDS = f"{API}/v1/personFields"
+PRONOUNS_KEY = "dcf558aac1ae4e8c4f849ba5e668430d8df9be12"
+FIXTURES = Path(__file__).parent / "fixtures" / "api"
+
+
+def fixture(name):
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def person(pid, email, updated="2026-11-25T10:00:00Z", **fields):
+    return {
+        "id": pid, "name": fields.pop("name", email), "first_name": fields.pop("first_name", None),
+        "last_name": fields.pop("last_name", None), "update_time": updated, "add_time": "2026-01-01T00:00:00Z",
+        "emails": [{"value": email, "primary": True, "label": "work"}], "phones": [], "is_deleted": False,
+        "custom_fields": {}, **fields,
+    }  # fmt: skip
+
+
+def page(*people, cursor=None):
+    return {"success": True, "data": list(people), "additional_data": {"next_cursor": cursor}}
+
+
+@pytest.fixture
+def connection(tenant):
+    connection = connection_create(
+        tenant=tenant, provider="pipedrive", account_id="8087566", credentials={"access_token": "pd-api-token"}
+    )
+    connection.pronouns_state, connection.pronouns_field_key = "configured", PRONOUNS_KEY
+    connection.save()
+    return connection
+
+
+@pytest.fixture
+def mocked():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(FIELDS, json=fixture("person_fields"))
+        yield mock
+
+
+def calls(mocked, method, url_part):
+    return [c for c in mocked.calls if c.request.method == method and url_part in c.request.url]
+
+
+def test_full_listing_follows_next_cursor_and_maps_primary_entries_and_custom_fields(connection, mocked):
+    mocked.get(PERSONS, json=fixture("persons_page1"), match=[matchers.query_param_matcher({"limit": "500"})])
+    mocked.get(
+        PERSONS,
+        json=fixture("persons_page2"),
+        match=[matchers.query_param_matcher({"limit": "500", "cursor": "eyJpZCI6MTF9"})],
+    )
+
+    records = [r for page_ in get_adapter(connection).list_all() for r in page_.records]
+
+    assert [r.remote_id for r in records] == ["11", "12"]
+    assert records[0].record == ContactRecord(
+        email="ada@example.com", first_name="Ada", last_name="Lovelace", phone="+44 20 7946 0000",
+        job_title="Analyst", pronouns="she/her",
+    )  # fmt: skip
+    assert records[1].record.pronouns == "" and records[1].record.job_title == ""
+    assert mocked.calls[0].request.headers["x-api-token"] == "pd-api-token"
+
+
+def test_polling_asks_for_updated_since_with_overlap_sorted_by_update_time(connection, mocked):
+    mocked.get(PERSONS, json=page(person(11, "a@example.com", "2026-11-25T10:00:05Z")))
+
+    (page_,) = list(get_adapter(connection).list_changed(cursor="2026-11-25T10:00:00+00:00"))
+
+    query = calls(mocked, "GET", "/api/v2/persons")[0].request.params
+    assert query == {
+        "limit": "500",
+        "updated_since": "2026-11-25T09:59:00Z",
+        "sort_by": "update_time",
+        "sort_direction": "asc",
+    }
+    assert page_.cursor == "2026-11-25T10:00:05+00:00"
+
+
+def test_writes_send_name_and_keep_the_emails_and_phones_they_do_not_own(connection, mocked):
+    ada = fixture("persons_page1")["data"][0]
+    mocked.get(PERSONS, json=page(ada))
+    mocked.patch(f"{PERSONS}/11", json={"success": True, "data": {**ada, "update_time": "2026-11-26T00:00:00Z"}})
+    adapter = get_adapter(connection)
+    adapter.read_many(["11"])
+
+    (result,) = adapter.update_many([("11", {"email": "ada@new.example", "first_name": "Augusta", "pronouns": ""})])
+
+    assert result.ok
+    body = json.loads(calls(mocked, "PATCH", "/persons/11")[0].request.body)
+    assert body["name"] == "Augusta Lovelace"
+    assert body["emails"] == [
+        {"value": "ada@new.example", "primary": True, "label": "work"},
+        {"value": "ada.home@example.com", "primary": False, "label": "home"},
+    ]
+    assert body["custom_fields"] == {PRONOUNS_KEY: None}
+    assert "phones" not in body
+
+
+def test_a_429_waits_the_reset_header_and_a_403_page_counts_as_rate_limiting(connection, mocked, monkeypatch):
+    waits = []
+    monkeypatch.setattr("syncapp.providers.base.client._sleep", waits.append)
+    mocked.get(
+        PERSONS, status=429, json={"success": False, "error": "Too many requests"}, headers={"x-ratelimit-reset": "2"}
+    )
+    mocked.get(PERSONS, status=403, body=(FIXTURES / "error_edge_403.html").read_text(), content_type="text/html")
+    mocked.get(PERSONS, json=page(person(1, "a@example.com")))
+
+    with pytest.raises(RateLimitedError, match="403 page") as raised:
+        get_adapter(connection).read_many(["1"])
+
+    assert waits == [2] and raised.value.retry_after == 60  # the edge block ends the run, to back off for longer
+
+
+def test_5xx_then_success(connection, mocked):
+    mocked.get(PERSONS, status=502, body="bad gateway")
+    mocked.get(PERSONS, json=page(person(1, "a@example.com")))
+    assert [r.remote_id for r in get_adapter(connection).read_many(["1"])] == ["1"]
+
+
+def test_a_spent_daily_budget_stops_the_connection_until_the_reset(connection, mocked):
+    mocked.get(PERSONS, json=page(person(1, "a@example.com")), headers={"x-daily-ratelimit-token-remaining": "0"})
+    adapter = get_adapter(connection)
+    adapter.read_many(["1"])
+    with pytest.raises(QuotaExhaustedError, match="budget"):
+        adapter.read_many(["1"])
+    assert len(calls(mocked, "GET", "/api/v2/persons")) == 1
+
+    mocked.get(PERSONS, status=429, json={"success": False, "error": "Daily token limit reached"})
+    run = connection_sync(connection=connection)
+    connection.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED and connection.status == CrmConnection.Status.RATE_LIMITED
+
+
+def test_pronouns_field_is_found_by_name_or_created_and_its_key_stored(tenant, mocked):
+    connection = connection_create(
+        tenant=tenant, provider="pipedrive", account_id="1", credentials={"access_token": "t"}
+    )
+    assert connection_setup_pronouns(connection=connection).key == PRONOUNS_KEY
+    assert not calls(mocked, "POST", "/v1/personFields")
+
+    mocked.replace(responses.GET, FIELDS, json={"success": True, "data": [{"id": 1, "key": "name", "name": "Name"}]})
+    created_key = "f" * 40
+    mocked.post(FIELDS, json={"success": True, "data": {"id": 41, "key": created_key, "name": "Pronouns"}})
+    setup = connection_setup_pronouns(connection=connection)
+    assert (setup.state, setup.key) == ("configured", created_key)
+    assert json.loads(calls(mocked, "POST", "/v1/personFields")[0].request.body) == {
+        "name": "Pronouns",
+        "field_type": "varchar",
+    }
+
+
+def test_job_title_is_skipped_and_reported_where_the_account_lacks_it(connection, mocked):
+    mocked.replace(responses.GET, FIELDS, json={"success": True, "data": [{"id": 1, "key": "name", "name": "Name"}]})
+    assert get_adapter(connection).unsupported_fields() == frozenset({"job_title"})
+
+
+def test_end_to_end_first_sync_poll_resume_push_and_delete(connection, mocked, tenant):
+    # The app holds ada (also in Pipedrive, twice: the oldest record wins) and a contact of its own.
+    contact_create(tenant=tenant, values={"email": "ada@example.com", "phone": "1"})
+    contact_create(tenant=tenant, values={"email": "app@example.com"})
+    ada, ada_dup = person(11, "ada@example.com", first_name="Ada"), person(30, "ada@example.com")
+    mocked.get(PERSONS, json=page(ada_dup, ada), match=[matchers.query_param_matcher({"limit": "500"})])
+    mocked.get(f"{PERSONS}/search", json={"success": True, "data": {"items": []}})
+    mocked.post(PERSONS, json={"success": True, "data": person(40, "app@example.com")})
+    mocked.patch(f"{PERSONS}/11", json={"success": True, "data": {**ada, "phones": [{"value": "1", "primary": True}]}})
+
+    first = connection_sync(connection=connection, full=True)
+
+    assert (first.status, first.created, first.updated, first.excluded) == ("succeeded", 1, 1, 1)
+    assert Contact.objects.get(email="ada@example.com").first_name == "Ada"
+    assert (
+        json.loads(calls(mocked, "POST", "/api/v2/persons")[0].request.body)["emails"][0]["value"] == "app@example.com"
+    )
+
+    # A poll fails after its first page; the next one resumes from the saved checkpoint.
+    ada_promoted = person(11, "ada@example.com", "2026-11-26T08:00:00Z", first_name="Ada", job_title="CEO")
+    mocked.get(
+        PERSONS,
+        json=page(ada_promoted, cursor="c2"),
+        match=[matchers.query_param_matcher({"limit": "500"}, strict_match=False)],
+    )
+    mocked.get(
+        PERSONS, status=500, body="boom", match=[matchers.query_param_matcher({"cursor": "c2"}, strict_match=False)]
+    )
+    failed = connection_sync(connection=connection)
+    connection.refresh_from_db()
+    assert failed.status == "failed" and connection.sync_cursor.startswith("2026-11-26T08:00:00")
+    assert Contact.objects.get(email="ada@example.com").job_title == "CEO"
+
+    # An app edit is pushed, and an app delete deletes the person.
+    app = Contact.objects.get(email="app@example.com")
+    contact_update(contact=app, values={"job_title": "CTO"})
+    contact_delete(contact=Contact.objects.get(email="ada@example.com"))
+    mocked.get(
+        PERSONS,
+        json=page(person(40, "app@example.com"), ada),
+        match=[matchers.query_param_matcher({"ids": "11,40"}, strict_match=False)],
+    )
+    mocked.patch(f"{PERSONS}/40", json={"success": True, "data": person(40, "app@example.com", job_title="CTO")})
+    mocked.delete(f"{PERSONS}/11", json={"success": True, "data": {"id": 11}})
+    # Ada's duplicate (30) was left out while ada was synced; with ada gone it is a person of its own.
+    mocked.get(PERSONS, json=page(ada_dup), match=[matchers.query_param_matcher({"ids": "30"}, strict_match=False)])
+
+    push = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert (push.status, push.updated, push.deleted) == ("succeeded", 1, 1)
+    assert json.loads(calls(mocked, "PATCH", "/persons/40")[-1].request.body) == {"job_title": "CTO"}
+    assert calls(mocked, "DELETE", "/persons/11")
+    assert Contact.objects.get(email="ada@example.com", deleted_at__isnull=True).links.get().remote_id == "30"
