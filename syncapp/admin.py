@@ -18,7 +18,7 @@ from syncapp.models import (
     WebhookEvent,
     WebhookRejection,
 )
-from syncapp.services.connections import api_base_validate
+from syncapp.services.connections import api_base_validate, connection_delete
 from syncapp.services.contacts import contact_create, contact_delete, contact_update, contact_validate
 from syncapp.services.schedules import connection_schedule_update
 
@@ -116,6 +116,13 @@ class CrmConnectionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         connection_schedule_update(connection=obj)  # pausing or resuming here moves the poll schedule too
+
+    def delete_model(self, request, obj):
+        connection_delete(connection=obj)
+
+    def delete_queryset(self, request, queryset):
+        for connection in queryset:
+            connection_delete(connection=connection)
 
 
 @admin.register(ContactLink)

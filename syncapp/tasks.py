@@ -29,7 +29,10 @@ def connection_sync(connection_id: int, trigger: str = SyncRun.Trigger.SCHEDULED
 
 def connection_poll(connection_id: int) -> int | None:
     """The schedule's entry point: inbox events whose task was lost first, then the incremental read."""
-    connection = CrmConnection.objects.get(pk=connection_id)
+    connection = CrmConnection.objects.filter(pk=connection_id).first()
+    if connection is None:  # deleted since the schedule was made; `schedule_syncs` removes the schedule
+        logger.info("connection %s no longer exists; nothing to poll", connection_id)
+        return None
     webhook_events_process_service(connection=connection)
     return connection_sync(
         connection_id, trigger=SyncRun.Trigger.SCHEDULED, full=connection_full_sync_due(connection=connection)

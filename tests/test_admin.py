@@ -56,3 +56,16 @@ def test_a_connection_cannot_be_pointed_at_a_host_outside_the_allowed_list(admin
     response = admin_client.post(f"/admin/syncapp/crmconnection/{connection.pk}/change/", data)
     assert response.status_code == 200 and "CRM_API_ALLOWED_HOSTS" in response.content.decode()
     assert CrmConnection.objects.get().api_base_url == ""
+
+
+def test_deleting_a_connection_in_the_admin_stops_its_poll(admin_client, tenant):
+    from django_q.models import Schedule
+
+    from syncapp.tasks import connection_poll
+
+    connection, _ = make_connection(tenant)
+    assert Schedule.objects.filter(name=f"contactsync-poll-{connection.pk}").exists()
+    admin_client.post(f"/admin/syncapp/crmconnection/{connection.pk}/delete/", {"post": "yes"})
+    assert not CrmConnection.objects.exists()
+    assert not Schedule.objects.filter(name__startswith="contactsync-poll-").exists()
+    assert connection_poll(connection.pk) is None

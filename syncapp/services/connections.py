@@ -75,6 +75,13 @@ def connection_status_set(*, connection: CrmConnection, status: str, message: st
     connection.save(update_fields=["status", "status_message", "rate_limited_until", "updated_at"])
 
 
+def connection_delete(*, connection: CrmConnection) -> None:
+    """Delete a connection with its links, runs and outbox, and stop polling it."""
+    connection.status = CrmConnection.Status.DISCONNECTED
+    connection_schedule_update(connection=connection)  # a disconnected connection has no schedule
+    connection.delete()
+
+
 class LockLostError(SyncError):
     """The sync held its connection's lock past the TTL and another sync took it."""
 

@@ -228,3 +228,58 @@ def test_end_to_end_first_sync_poll_resume_push_and_delete(connection, mocked, t
     assert json.loads(calls(mocked, "PATCH", "/persons/40")[-1].request.body) == {"job_title": "CTO"}
     assert calls(mocked, "DELETE", "/persons/11")
     assert Contact.objects.get(email="ada@example.com", deleted_at__isnull=True).links.get().remote_id == "30"
+
+
+def test_webhook_registration_replaces_earlier_hooks_for_the_url(connection, mocked):
+    url = f"https://sync.example.com/webhooks/pipedrive/{connection.webhook_key}/"
+    mocked.get(
+        f"{API}/v1/webhooks",
+        json={
+            "success": True,
+            "data": [{"id": 7, "subscription_url": url}, {"id": 8, "subscription_url": "https://other"}],
+        },
+    )
+    mocked.delete(f"{API}/v1/webhooks/7", json={"success": True})
+    mocked.post(f"{API}/v1/webhooks", json={"success": True, "data": {"id": 9}})
+
+    hooks = get_adapter(connection).register_webhooks(subscription_url=url, user="u", password="p")
+
+    assert len(hooks) == 3 and len(calls(mocked, "DELETE", "/v1/webhooks/")) == 1
+    bodies = [json.loads(c.request.body) for c in calls(mocked, "POST", "/v1/webhooks")]
+    assert [b["event_action"] for b in bodies] == ["create", "change", "delete"]
+    assert bodies[0] == {
+        "subscription_url": url, "event_action": "create", "event_object": "person",
+        "name": f"contactsync {connection.pk} create", "http_auth_user": "u", "http_auth_password": "p",
+        "version": "2.0",
+    }  # fmt: skip
+
+
+def test_first_contact_searches_each_email_and_reads_the_matches_by_id(connection, mocked):
+    mocked.get(
+        f"{PERSONS}/search",
+        json={
+            "success": True,
+            "data": {"items": [{"result_score": 1, "item": {"id": 30}}, {"result_score": 1, "item": {"id": 11}}]},
+        },
+    )
+    mocked.get(PERSONS, json=page(person(11, "a@example.com"), person(30, "a@example.com")))
+
+    found = get_adapter(connection).find_by_emails(["a@example.com"])
+
+    assert [r.remote_id for r in found] == ["11", "30"]
+    search = calls(mocked, "GET", "/persons/search")[0].request.params
+    assert search == {"term": "a@example.com", "fields": "email", "exact_match": "true", "limit": "500"}
+    assert calls(mocked, "GET", "/api/v2/persons?")[0].request.params["ids"] == "11,30"
+
+
+def test_oauth_connections_send_a_bearer_token(tenant, mocked):
+    import time
+
+    oauth = connection_create(
+        tenant=tenant, provider="pipedrive", account_id="2", api_base_url="https://acme.pipedrive.com",
+        credentials={"access_token": "bearer-token", "refresh_token": "r", "expires_at": time.time() + 3600},
+    )  # fmt: skip
+    mocked.get("https://acme.pipedrive.com/api/v2/persons", json=page())
+    get_adapter(oauth).read_many(["1"])
+    request = calls(mocked, "GET", "acme.pipedrive.com")[0].request
+    assert request.headers["Authorization"] == "Bearer bearer-token" and "x-api-token" not in request.headers
