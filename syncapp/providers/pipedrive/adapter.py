@@ -67,6 +67,7 @@ class PipedriveAdapter(CrmAdapter):
         cursor = None
         while True:
             body = self.client.persons_list(cursor=cursor, **query)
+            self._raw = {}  # a listing keeps one page in memory, the one being reconciled
             records = [self.to_record(item) for item in body.get("data") or []]
             cursor = (body.get("additional_data") or {}).get("next_cursor")
             yield records, cursor
