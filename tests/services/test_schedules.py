@@ -45,3 +45,24 @@ def test_schedule_syncs_command_is_idempotent_and_drops_orphans(tenant):
     assert schedules_sync() == (1, 1)
     call_command("schedule_syncs")
     assert list(Schedule.objects.values_list("name", flat=True)) == [f"contactsync-poll-{connection.pk}"]
+
+
+def test_a_poll_lists_everything_once_the_full_sync_interval_has_passed(tenant, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from syncapp.tasks import connection_poll
+
+    settings.FULL_SYNC_INTERVAL = 3_600_000
+    connection, crm = make_connection(tenant)
+
+    def listing_after(poll):
+        crm.calls.clear()
+        poll()
+        return "list_all" if "list_all" in crm.calls else "list_changed"
+
+    assert listing_after(lambda: connection_poll(connection.pk)) == "list_all"  # never listed yet
+    assert listing_after(lambda: connection_poll(connection.pk)) == "list_changed"
+    CrmConnection.objects.filter(pk=connection.pk).update(last_full_sync_at=timezone.now() - timedelta(hours=2))
+    assert listing_after(lambda: connection_poll(connection.pk)) == "list_all"

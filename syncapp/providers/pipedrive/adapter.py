@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from django.core.cache import cache
 
 from syncapp.engine import ContactRecord, RemoteState
-from syncapp.exceptions import ProviderAuthError, ProviderError, TransientProviderError
+from syncapp.exceptions import ProviderAuthError, ProviderError, QuotaExhaustedError, TransientProviderError
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
 
 from . import mapping
@@ -133,8 +133,8 @@ class PipedriveAdapter(CrmAdapter):
     def _write(self, call, *args) -> WriteResult:
         try:
             data = call(*args)
-        except (TransientProviderError, ProviderAuthError):
-            raise
+        except (TransientProviderError, ProviderAuthError, QuotaExhaustedError):
+            raise  # these end the run: the connection, not this record, needs to wait or be fixed
         except ProviderError as exc:
             return WriteResult(ok=False, error=str(exc))
         if data and "id" in data and "emails" in data:
