@@ -17,10 +17,11 @@ def connection_sync(connection_id: int, trigger: str = SyncRun.Trigger.SCHEDULED
     try:
         return connection_sync_service(connection=connection, trigger=trigger, full=full).pk
     except SyncAlreadyRunningError:
-        logger.info("connection %s: a sync is already running; pushing again shortly", connection_id)
-        # This task may hold the push-queued flag: release it and come back after the running sync.
-        push_schedule_clear(connection_id=connection_id)
-        push_retry_schedule(connection_id=connection_id, delay=push_retry_delay(attempts=1))
+        logger.info("connection %s: a sync is already running; this %s run skips", connection_id, trigger)
+        if trigger == SyncRun.Trigger.PUSH:
+            # This task may hold the push-queued flag: release it and come back after the running sync.
+            push_schedule_clear(connection_id=connection_id)
+            push_retry_schedule(connection_id=connection_id, delay=push_retry_delay(attempts=1))
     except ConnectionInactiveError as exc:
         logger.info("connection %s: %s", connection_id, exc)
         push_schedule_clear(connection_id=connection_id)  # so edits can queue a push once it is active

@@ -123,7 +123,12 @@ class ConnectionSync:
         linked = self.connection.links.filter(remote_id__isnull=False)
         missing = sorted(set(linked.filter(base_deleted=False).values_list("remote_id", flat=True)) - seen)
         for chunk in _chunks(missing, self.batch_size):
-            self.reconcile(remotes=[], absent=frozenset(chunk))
+            # Read once more before calling them gone: a token that cannot see a record, or a listing
+            # that raced an edit, must not delete app contacts.
+            still_there = self.adapter.read_many(chunk)
+            returned = {remote.remote_id for remote in still_there}
+            returned.update(merged for remote in still_there for merged in remote.merged_ids)
+            self.reconcile(remotes=still_there, absent=frozenset(set(chunk) - returned))
         # Looked up by email once more: a record created or re-addressed during the listing is matched, not duplicated.
         unlinked = list(
             Contact.objects.filter(tenant_id=self.connection.tenant_id, deleted_at__isnull=True)
@@ -518,9 +523,11 @@ def connection_sync(
             finished_at=timezone.now(),
         )
         run = SyncRun.objects.create(connection=connection, trigger=trigger)
-        sync = ConnectionSync(connection=connection, adapter=adapter, lock=lock, dry_run=dry_run)
-        run.skipped_fields = ", ".join(sorted(sync.policy.ignored_fields))
+        sync = None
         try:
+            # Built inside the try: asking the CRM which fields it has can fail like any other call.
+            sync = ConnectionSync(connection=connection, adapter=adapter, lock=lock, dry_run=dry_run)
+            run.skipped_fields = ", ".join(sorted(sync.policy.ignored_fields))
             if remote_ids is not None:
                 sync.hinted(remote_ids)
             elif full:
@@ -549,12 +556,13 @@ def connection_sync(
             logger.exception("sync run %s of connection %s crashed", run.pk, connection.pk)
             run.status, run.error = SyncRun.Status.FAILED, f"Internal error ({type(exc).__name__}): {exc}"
         finally:
+            counts = sync.counts if sync else SyncCounts()
             for name in ("created", "updated", "deleted", "unchanged", "conflicts", "errors", "excluded"):
-                setattr(run, name, getattr(sync.counts, name))
+                setattr(run, name, getattr(counts, name))
             run.api_calls = adapter.api_calls
             run.finished_at = timezone.now()
             run.save()
     if not dry_run:
         outbox_follow_up(connection=connection, failed=run.status == SyncRun.Status.FAILED, retry_after=retry_after)
-    run.plan = sync.counts.planned
+    run.plan = sync.counts.planned if sync else []
     return run

@@ -108,16 +108,19 @@ class CrmClient:
 
     # The request loop -----------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, ok_statuses=(), **kwargs) -> requests.Response:
+    def request(
+        self, method: str, path: str, *, ok_statuses=(), idempotent: bool = True, **kwargs
+    ) -> requests.Response:
         """Send a request, retrying 429, 5xx, timeouts and dropped connections with backoff.
 
         Statuses in ``ok_statuses`` (for example 207) are returned instead of raised. 4xx answers
         other than 429 are not retried, nor are waits longer than MAX_INLINE_WAIT: the error, with
-        the CRM's message, goes to the caller.
+        the CRM's message, goes to the caller. A non-idempotent request (a create where the CRM allows
+        duplicates) is never resent here: the caller looks the record up before trying again.
         """
         retrying = Retrying(
             retry=retry_if_exception(_retryable),
-            stop=stop_after_attempt(settings.MAX_RETRY_ATTEMPTS + 1),
+            stop=stop_after_attempt(settings.MAX_RETRY_ATTEMPTS + 1 if idempotent else 1),
             wait=_wait,
             sleep=lambda seconds: _sleep(seconds),
             reraise=True,

@@ -17,6 +17,7 @@ from .webhooks import PipedriveWebhookHandler
 # update_time has whole seconds and updated_since is inclusive: re-read a little to miss nothing.
 POLL_OVERLAP = timedelta(seconds=60)
 FIELDS_CACHE_SECONDS = 3600
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class PipedriveAdapter(CrmAdapter):
@@ -69,15 +70,17 @@ class PipedriveAdapter(CrmAdapter):
             body = self.client.persons_list(cursor=cursor, **query)
             self._raw = {}  # a listing keeps one page in memory, the one being reconciled
             records = [self.to_record(item) for item in body.get("data") or []]
-            cursor = (body.get("additional_data") or {}).get("next_cursor")
-            yield records, cursor
-            if not cursor:  # null at the end of the dataset
+            next_cursor = (body.get("additional_data") or {}).get("next_cursor")
+            yield records, next_cursor
+            if not next_cursor or next_cursor == cursor:  # null at the end; a repeat would loop forever
                 return
+            cursor = next_cursor
 
     def list_all(self):
-        started = datetime.now(UTC) - POLL_OVERLAP
+        latest = None
         for records, _ in self._pages():
-            yield RemotePage(records=records, cursor=started.isoformat())
+            latest = max([latest, *(r.modified_at for r in records if r.modified_at)], key=lambda t: t or _EPOCH)
+            yield RemotePage(records=records, cursor=latest.isoformat() if latest else None)
 
     def list_changed(self, *, cursor):
         since = _parse(cursor) - POLL_OVERLAP if cursor else datetime(2000, 1, 1, tzinfo=UTC)
@@ -102,13 +105,26 @@ class PipedriveAdapter(CrmAdapter):
     # Writes (Pipedrive has no batch person writes: one call each) ----------------------------
 
     def create_many(self, records: list[ContactRecord]) -> list[WriteResult]:
-        return [self._write(self._create, record) for record in records]
+        return self._write_each(self._create, [(record,) for record in records])
 
     def update_many(self, changes):
-        return [self._write(self._update, remote_id, values) for remote_id, values in changes]
+        return self._write_each(self._update, list(changes))
 
     def archive_many(self, remote_ids):
-        return [self._write(self._delete, remote_id) for remote_id in remote_ids]
+        return self._write_each(self._delete, [(remote_id,) for remote_id in remote_ids])
+
+    def _write_each(self, call, items: list[tuple]) -> list[WriteResult]:
+        """Write one by one; if the CRM stops answering midway, keep what was written and retry the rest later."""
+        results: list[WriteResult] = []
+        for args in items:
+            try:
+                results.append(self._write(call, *args))
+            except (TransientProviderError, QuotaExhaustedError) as exc:
+                if not results:
+                    raise  # nothing written: the whole batch fails and is retried with backoff
+                pending = WriteResult(ok=False, retryable=True, error=f"Not written yet: {exc}")
+                return results + [pending] * (len(items) - len(results))
+        return results
 
     def _create(self, record: ContactRecord) -> dict:
         return self.client.person_create(self._body(record.as_dict(), None))
@@ -133,8 +149,12 @@ class PipedriveAdapter(CrmAdapter):
     def _write(self, call, *args) -> WriteResult:
         try:
             data = call(*args)
-        except (TransientProviderError, ProviderAuthError, QuotaExhaustedError):
-            raise  # these end the run: the connection, not this record, needs to wait or be fixed
+        except ProviderAuthError as exc:
+            if exc.status != 403:
+                raise  # bad credentials: the connection needs fixing
+            return WriteResult(ok=False, error=str(exc))  # no permission on this one person
+        except (TransientProviderError, QuotaExhaustedError):
+            raise  # the connection, not this record, needs to wait
         except ProviderError as exc:
             return WriteResult(ok=False, error=str(exc))
         if data and "id" in data and "emails" in data:
@@ -159,10 +179,8 @@ class PipedriveAdapter(CrmAdapter):
 
     def register_webhooks(self, *, subscription_url: str, user: str, password: str) -> list[dict]:
         """Register person webhooks (create, change, delete) for this URL, replacing earlier ones."""
-        for hook in self.client.webhooks():
-            if hook.get("subscription_url") == subscription_url:
-                self.client.webhook_delete(hook["id"])
-        return [
+        earlier = [hook["id"] for hook in self.client.webhooks() if hook.get("subscription_url") == subscription_url]
+        created = [
             self.client.webhook_create(
                 {
                     "subscription_url": subscription_url,
@@ -176,6 +194,10 @@ class PipedriveAdapter(CrmAdapter):
             )
             for action in ("create", "change", "delete")
         ]
+        # Removed only once the new ones exist, so a failure never leaves the connection without webhooks.
+        for webhook_id in earlier:
+            self.client.webhook_delete(webhook_id)
+        return created
 
 
 def _parse(value: str) -> datetime:

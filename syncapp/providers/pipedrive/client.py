@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 from django.conf import settings
+from django.core.cache import cache
 
 from syncapp.exceptions import (
     ProviderAuthError,
@@ -20,16 +21,16 @@ PERSONS = "/api/v2/persons"
 PAGE_SIZE = 500  # the maximum; a list call costs the same tokens whatever its size
 BURST_WINDOW_MS = 2000  # Pipedrive's burst limits are per rolling two seconds
 EDGE_BLOCK_WAIT = 60  # seconds to back off after the edge's 403 page
+BUDGET_MEMORY_SECONDS = 3600  # a spent budget is probed again after this long
 
 
 class PipedriveClient(CrmClient):
     default_base_url = "https://api.pipedrive.com"
     name = "Pipedrive"
 
-    def __init__(self, *, connection):
-        super().__init__(connection=connection)
-        # The daily token budget left, as the last response reported it (None: not reported).
-        self.budget_left: int | None = None
+    @property
+    def _budget_key(self) -> str:
+        return f"syncapp:pipedrive-budget:{self.connection.pk}"
 
     def token_headers(self, credentials: dict) -> dict[str, str]:
         if credentials.get("refresh_token"):
@@ -44,12 +45,14 @@ class PipedriveClient(CrmClient):
         return [(f"pipedrive:{self.connection.pk}", self.connection.rate_limit or default, BURST_WINDOW_MS)]
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
-        if self.budget_left is not None and self.budget_left <= 0:
+        # The budget is the company's, so what one worker learned holds for all of them (shared cache).
+        left = cache.get(self._budget_key)
+        if left is not None and left <= 0:
             raise QuotaExhaustedError("Pipedrive's daily API token budget is spent.", until=_budget_probe_time())
         response = super().request(method, path, **kwargs)
         remaining = response.headers.get("x-daily-ratelimit-token-remaining")
         if remaining is not None and remaining.lstrip("-").isdigit():
-            self.budget_left = int(remaining)
+            cache.set(self._budget_key, int(remaining), BUDGET_MEMORY_SECONDS)
         return response
 
     def error_for(self, response: requests.Response) -> ProviderError:
@@ -103,7 +106,8 @@ class PipedriveClient(CrmClient):
             raise
 
     def person_create(self, body: dict) -> dict:
-        return self.request("POST", PERSONS, json=body).json()["data"]
+        # Pipedrive accepts duplicate emails: a create whose reply was lost must not be resent blindly.
+        return self.request("POST", PERSONS, json=body, idempotent=False).json()["data"]
 
     def person_update(self, person_id: str, body: dict) -> dict:
         return self.request("PATCH", f"{PERSONS}/{person_id}", json=body).json()["data"]

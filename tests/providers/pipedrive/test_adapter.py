@@ -283,3 +283,65 @@ def test_oauth_connections_send_a_bearer_token(tenant, mocked):
     get_adapter(oauth).read_many(["1"])
     request = calls(mocked, "GET", "acme.pipedrive.com")[0].request
     assert request.headers["Authorization"] == "Bearer bearer-token" and "x-api-token" not in request.headers
+
+
+def test_a_create_is_never_resent_blindly_and_earlier_creates_keep_their_links(connection, mocked, tenant):
+    from syncapp.models import ContactLink, OutboxEntry
+
+    contact_create(tenant=tenant, values={"email": "one@example.com"})
+    contact_create(tenant=tenant, values={"email": "two@example.com"})
+    mocked.get(f"{PERSONS}/search", json={"success": True, "data": {"items": []}})
+    mocked.post(PERSONS, json={"success": True, "data": person(50, "one@example.com")})
+    mocked.post(PERSONS, status=503, body="unavailable")
+
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert len(calls(mocked, "POST", "/api/v2/persons")) == 2  # the failed create was not resent
+    assert ContactLink.objects.get(contact__email="one@example.com").remote_id == "50"
+    assert OutboxEntry.objects.get().contact.email == "two@example.com"  # looked up again next time
+
+
+def test_no_permission_on_one_person_is_that_records_error_not_the_connections(connection, mocked, tenant):
+    from syncapp.models import ContactLink
+
+    contact = contact_create(tenant=tenant, values={"email": "hidden@example.com"})
+    ContactLink.objects.create(
+        connection=connection, contact=contact, remote_id="60", base={"email": "hidden@example.com"}
+    )
+    contact_update(contact=contact, values={"phone": "9"})
+    mocked.get(PERSONS, json=page(person(60, "hidden@example.com")))
+    mocked.patch(f"{PERSONS}/60", status=403, json={"success": False, "error": "You do not have permission"})
+
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    connection.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED and connection.status == CrmConnection.Status.ACTIVE
+    assert "permission" in ContactLink.objects.get(contact=contact).last_error
+
+
+def test_a_person_missing_from_the_listing_but_still_readable_is_not_deleted(connection, mocked, tenant):
+    from syncapp.models import ContactLink
+
+    contact = contact_create(tenant=tenant, values={"email": "private@example.com"})
+    ContactLink.objects.create(
+        connection=connection, contact=contact, remote_id="70", base={"email": "private@example.com"}
+    )
+    mocked.get(PERSONS, json=page(), match=[matchers.query_param_matcher({"limit": "500"})])
+    mocked.get(
+        PERSONS,
+        json=page(person(70, "private@example.com")),
+        match=[matchers.query_param_matcher({"ids": "70"}, strict_match=False)],
+    )
+
+    run = connection_sync(connection=connection, full=True)
+
+    contact.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED and not contact.is_deleted
+
+
+def test_a_failure_before_the_first_read_still_ends_the_run(connection, mocked):
+    mocked.replace(responses.GET, FIELDS, status=500, body="boom")
+    run = connection_sync(connection=connection)
+    assert run.status == SyncRun.Status.FAILED and "500" in run.error
+    assert not SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exists()
