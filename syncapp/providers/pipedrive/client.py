@@ -51,8 +51,12 @@ class PipedriveClient(CrmClient):
             raise QuotaExhaustedError("Pipedrive's daily API token budget is spent.", until=_budget_probe_time())
         response = super().request(method, path, **kwargs)
         remaining = response.headers.get("x-daily-ratelimit-token-remaining")
+        cost = response.headers.get("x-token-cost", "")
         if remaining is not None and remaining.lstrip("-").isdigit():
             cache.set(self._budget_key, int(remaining), BUDGET_MEMORY_SECONDS)
+        elif left is not None and cost.isdigit():
+            # The remaining-budget header is not always sent: count down with each call's cost instead.
+            cache.set(self._budget_key, left - int(cost), BUDGET_MEMORY_SECONDS)
         return response
 
     def error_for(self, response: requests.Response) -> ProviderError:

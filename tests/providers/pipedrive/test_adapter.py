@@ -345,3 +345,14 @@ def test_a_failure_before_the_first_read_still_ends_the_run(connection, mocked):
     run = connection_sync(connection=connection)
     assert run.status == SyncRun.Status.FAILED and "500" in run.error
     assert not SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exists()
+
+
+def test_the_budget_counts_down_with_x_token_cost_when_the_remaining_header_is_missing(connection, mocked):
+    mocked.get(PERSONS, json=page(), headers={"x-daily-ratelimit-token-remaining": "15", "x-token-cost": "10"})
+    mocked.get(PERSONS, json=page(), headers={"x-token-cost": "10"})
+    adapter = get_adapter(connection)
+    adapter.read_many(["1"])  # 15 left, as reported
+    adapter.read_many(["1"])  # 5 left, counted
+    adapter.read_many(["1"])  # -5: spent
+    with pytest.raises(QuotaExhaustedError):
+        get_adapter(connection).read_many(["1"])  # a new worker knows it too
