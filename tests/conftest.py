@@ -1,5 +1,9 @@
+import logging
+
 import pytest
 from django.core.cache import cache
+from django_q.brokers import get_broker
+from django_q.signing import SignedPackage
 
 from syncapp.services.connections import connection_create
 from syncapp.services.tenants import tenant_create
@@ -39,3 +43,38 @@ def make_connection(tenant, account_id="crm-1", *, unique_emails=True, on_crm_de
 @pytest.fixture
 def connection_and_crm(tenant):
     return make_connection(tenant)
+
+
+@pytest.fixture
+def broker():
+    """The configured django-q2 broker, emptied: the ORM table by default, Redis when REDIS_URL is set."""
+    broker = get_broker()
+    broker.purge_queue()
+    yield broker
+    broker.purge_queue()
+
+
+def queued_tasks(broker) -> list[dict]:
+    """Take every task off the broker and return their unpacked payloads."""
+    tasks = []
+    while broker.queue_size():
+        task_id, payload = broker.dequeue()[0]
+        broker.acknowledge(task_id)
+        tasks.append(SignedPackage.loads(payload))
+    return tasks
+
+
+@pytest.fixture
+def view_log():
+    """Collect what the webhook view logs at warning level (caplog is off under ``-p no:logging``)."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(f"{record.levelname} {record.getMessage()}")
+
+    handler = Collect(level=logging.WARNING)
+    logger = logging.getLogger("syncapp.views.webhooks")
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)

@@ -2,35 +2,16 @@
 
 import pytest
 from django.db import transaction
-from django_q.brokers import get_broker
 from django_q.models import Schedule
-from django_q.signing import SignedPackage
 
 from syncapp.exceptions import ConnectionInactiveError
 from syncapp.models import CrmConnection, OutboxEntry, SyncRun
 from syncapp.services.contacts import contact_create
 from syncapp.services.outbox import push_retry_delay, push_schedule
 from syncapp.services.sync import connection_sync
+from tests.conftest import queued_tasks
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def broker():
-    """The configured django-q2 broker: the ORM table by default, Redis when REDIS_URL is set."""
-    broker = get_broker()
-    broker.purge_queue()
-    yield broker
-    broker.purge_queue()
-
-
-def queued_tasks(broker):
-    tasks = []
-    while broker.queue_size():
-        task_id, payload = broker.dequeue()[0]
-        broker.acknowledge(task_id)
-        tasks.append(SignedPackage.loads(payload))
-    return tasks
 
 
 def test_a_burst_of_edits_queues_one_push_on_the_broker(

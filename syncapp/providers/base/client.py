@@ -154,6 +154,15 @@ class CrmClient:
         raise error
 
 
+def response_json(response: requests.Response) -> dict:
+    """Return a response's JSON object, or {} for anything else (an HTML error page, say)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     try:

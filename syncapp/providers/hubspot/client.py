@@ -14,7 +14,7 @@ from syncapp.exceptions import (
     RateLimitedError,
     TransientProviderError,
 )
-from syncapp.providers.base.client import CrmClient
+from syncapp.providers.base.client import CrmClient, response_json
 
 CONTACTS = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"
@@ -40,7 +40,7 @@ class HubspotClient(CrmClient):
         return [(f"hubspot:{self.connection.pk}", limit, settings.RATE_LIMIT_WINDOW)]
 
     def error_for(self, response: requests.Response) -> ProviderError:
-        body = _json(response)
+        body = response_json(response)
         message = f"HubSpot {response.status_code}: {body.get('message') or response.text[:300]}"
         status = response.status_code
         if status == 429:
@@ -123,14 +123,6 @@ class HubspotClient(CrmClient):
 
     def property_create(self, definition: dict) -> dict:
         return self.request("POST", PROPERTIES, json=definition).json()
-
-
-def _json(response: requests.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _seconds(response: requests.Response) -> float | None:

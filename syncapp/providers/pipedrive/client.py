@@ -15,7 +15,7 @@ from syncapp.exceptions import (
     RateLimitedError,
     TransientProviderError,
 )
-from syncapp.providers.base.client import CrmClient
+from syncapp.providers.base.client import CrmClient, response_json
 
 PERSONS = "/api/v2/persons"
 PAGE_SIZE = 500  # the maximum; a list call costs the same tokens whatever its size
@@ -61,7 +61,7 @@ class PipedriveClient(CrmClient):
 
     def error_for(self, response: requests.Response) -> ProviderError:
         status = response.status_code
-        body = _json(response)
+        body = response_json(response)
         detail = body.get("error") or response.text[:300]
         message = f"Pipedrive {status}: {detail}"
         if body.get("error_info"):
@@ -146,14 +146,6 @@ class PipedriveClient(CrmClient):
 
     def webhook_delete(self, webhook_id) -> None:
         self.request("DELETE", f"/v1/webhooks/{webhook_id}")
-
-
-def _json(response: requests.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _is_number(value) -> bool:

@@ -1,12 +1,9 @@
 """HubSpot webhooks: signatures with HubSpot's own test vectors, parsing, hints, and the endpoint."""
 
 import json
-import logging
 
 import pytest
 from django.test import Client
-from django_q.brokers import get_broker
-from django_q.signing import SignedPackage
 
 from syncapp import tasks
 from syncapp.exceptions import WebhookPayloadError, WebhookSignatureError
@@ -15,6 +12,7 @@ from syncapp.providers import get_webhook_handler
 from syncapp.providers.hubspot import webhooks
 from syncapp.providers.hubspot.webhooks import HubspotWebhookHandler, signature_uri, signature_v2, signature_v3
 from syncapp.services.tenants import tenant_create
+from tests.conftest import queued_tasks
 from tests.providers.hubspot.webhook_adapter import (
     PORTAL_ID,
     SECRET,
@@ -49,41 +47,6 @@ EVENT_TYPES = [
 @pytest.fixture(autouse=True)
 def hubspot_webhooks(settings):
     configure(settings)
-
-
-@pytest.fixture
-def broker():
-    broker = get_broker()
-    broker.purge_queue()
-    yield broker
-    broker.purge_queue()
-
-
-@pytest.fixture
-def view_log():
-    """Collect what the webhook view logs (caplog is unavailable under ``-p no:logging``)."""
-
-    class Collect(logging.Handler):
-        lines: list[str] = []
-
-        def emit(self, record):
-            self.lines.append(f"{record.levelname} {record.getMessage()}")
-
-    handler = Collect(level=logging.WARNING)
-    handler.lines = []
-    logger = logging.getLogger("syncapp.views.webhooks")
-    logger.addHandler(handler)
-    yield handler.lines
-    logger.removeHandler(handler)
-
-
-def queued_tasks(broker):
-    queued = []
-    while broker.queue_size():
-        task_id, payload = broker.dequeue()[0]
-        broker.acknowledge(task_id)
-        queued.append(SignedPackage.loads(payload))
-    return queued
 
 
 def post(client, events, *, path="/webhooks/hubspot/", headers=None, **sign_kwargs):

@@ -1,14 +1,11 @@
 """Pipedrive webhooks: Basic credentials per connection, v2 parsing, hints, the endpoint, and setup."""
 
 import json
-import logging
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
-from django_q.brokers import get_broker
-from django_q.signing import SignedPackage
 
 from syncapp import tasks
 from syncapp.exceptions import ValidationError, WebhookPayloadError, WebhookSignatureError
@@ -17,7 +14,7 @@ from syncapp.providers import get_webhook_handler
 from syncapp.providers.pipedrive.webhooks import PipedriveWebhookHandler
 from syncapp.services.tenants import tenant_create
 from syncapp.services.webhook_setup import connection_setup_webhooks
-from tests.conftest import make_connection
+from tests.conftest import make_connection, queued_tasks
 from tests.providers.pipedrive.webhook_adapter import (
     COMPANY_ID,
     SHARED_SECRET,
@@ -39,43 +36,8 @@ def pipedrive_webhooks(settings):
 
 
 @pytest.fixture
-def broker():
-    broker = get_broker()
-    broker.purge_queue()
-    yield broker
-    broker.purge_queue()
-
-
-@pytest.fixture
-def view_log():
-    """Collect what the webhook view logs (caplog is unavailable under ``-p no:logging``)."""
-
-    class Collect(logging.Handler):
-        lines: list[str] = []
-
-        def emit(self, record):
-            self.lines.append(f"{record.levelname} {record.getMessage()}")
-
-    handler = Collect(level=logging.WARNING)
-    handler.lines = []
-    logger = logging.getLogger("syncapp.views.webhooks")
-    logger.addHandler(handler)
-    yield handler.lines
-    logger.removeHandler(handler)
-
-
-@pytest.fixture
 def pipedrive(tenant):
     return pipedrive_connection(tenant)
-
-
-def queued_tasks(broker):
-    queued = []
-    while broker.queue_size():
-        task_id, payload = broker.dequeue()[0]
-        broker.acknowledge(task_id)
-        queued.append(SignedPackage.loads(payload))
-    return queued
 
 
 def url(connection) -> str:
