@@ -274,6 +274,7 @@ class ExcludedRecord(models.Model):
         NO_EMAIL = "no_email", "No email address"
         DUPLICATE = "duplicate_email", "Duplicate email in the CRM"
         EMAIL_LINKED = "email_linked_elsewhere", "Email linked to another record"
+        SECONDARY_EMAIL = "secondary_email", "Email is another record's secondary address"
         REFUSED = "refused", "Refused by the app"
 
     record_id = models.CharField(max_length=100)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from .merge import Conflict, merge_fields
-from .records import EMPTY, FIELDS, ContactRecord, LinkState, LocalState, Policy, RemoteState
+from .records import EMPTY, FIELDS, ContactRecord, LinkState, LocalState, Policy, RemoteState, normalize_email
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Exclusion:
     NO_EMAIL = "no_email"
     DUPLICATE = "duplicate_email"
     EMAIL_LINKED = "email_linked_elsewhere"
+    SECONDARY_EMAIL = "secondary_email"
 
     side: str  # "app" or "crm"
     record_id: str
@@ -196,6 +197,12 @@ def plan_batch(
             for remote in remotes
             if remote.remote_id in claimed_remote_ids and not remote.deleted and remote.record.email
         },
+        secondary_owners={
+            normalize_email(email): remote.remote_id
+            for remote in sorted(remotes, key=_remote_sort_key, reverse=True)
+            if not remote.deleted
+            for email in remote.other_emails
+        },
         policy=policy,
     )
     return plan
@@ -208,6 +215,7 @@ def _plan_first_contacts(
     unlinked_remotes: list[RemoteState],
     taken_emails: dict[str, str],
     taken_remote_emails: dict[str, str],
+    secondary_owners: dict[str, str],
     policy: Policy,
 ) -> None:
     """Match unlinked records by email; create the other side for the rest."""
@@ -234,6 +242,18 @@ def _plan_first_contacts(
                     email,
                     f"CRM record {taken_remote_emails[email]} with this email is linked to another contact",
                     Exclusion.EMAIL_LINKED,
+                )
+            )
+        elif email in secondary_owners:
+            # Creating a record would duplicate the person who already lists this address.
+            plan.excluded.append(
+                Exclusion(
+                    "app",
+                    str(local.contact_id),
+                    email,
+                    f"CRM record {secondary_owners[email]} has this email as a secondary address; "
+                    "make it that record's primary email (or remove it there) to sync this contact",
+                    Exclusion.SECONDARY_EMAIL,
                 )
             )
         else:

@@ -78,6 +78,8 @@ class RemoteState:
     modified_at: datetime | None = None
     version: str = ""
     merged_ids: tuple[str, ...] = ()
+    # Addresses the record holds besides its primary email (Pipedrive's non-primary emails[]).
+    other_emails: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -191,3 +191,13 @@ def test_a_person_deleting_the_contact_while_values_are_pulled_keeps_both():
     pair = plan_pair(local=planned, remote=remote(record=ADA.with_values({"phone": "9"})), link=link(), policy=Policy())
     rebased = rebase_on_concurrent_edit(pair=pair, planned=planned, current=local(deleted=True), link=link())
     assert (rebased.local_op, rebased.local_values, rebased.deleted) == ("update", {"phone": "9"}, False)
+
+
+def test_an_app_contact_whose_email_is_a_crm_records_secondary_address_is_not_created_twice():
+    holder = RemoteState(
+        remote_id="40", record=ContactRecord(email="main@example.com"), other_emails=("Ada@Example.com",)
+    )
+    result = plan(locals=[local()], remotes=[holder])
+    assert [(p.contact_id, p.remote_op) for p in result.pairs] == [(None, "")]  # the holder comes in as itself
+    (exclusion,) = result.excluded
+    assert (exclusion.side, exclusion.code) == ("app", "secondary_email") and "40" in exclusion.reason

@@ -34,6 +34,11 @@ def to_state(data: dict, *, pronouns_key: str) -> RemoteState:
         deleted=bool(data.get("is_deleted")),
         modified_at=parse_time(data.get("update_time")),
         version=data.get("update_time") or "",
+        other_emails=tuple(
+            entry["value"]
+            for entry in data.get("emails") or []
+            if entry.get("value") and entry["value"] != record.email
+        ),
     )
 
 

@@ -356,3 +356,19 @@ def test_the_budget_counts_down_with_x_token_cost_when_the_remaining_header_is_m
     adapter.read_many(["1"])  # -5: spent
     with pytest.raises(QuotaExhaustedError):
         get_adapter(connection).read_many(["1"])  # a new worker knows it too
+
+
+def test_a_contact_whose_email_a_person_holds_as_secondary_is_listed_not_duplicated(connection, mocked, tenant):
+    from syncapp.models import ExcludedRecord
+
+    contact_create(tenant=tenant, values={"email": "ada.home@example.com"})
+    ada = fixture("persons_page1")["data"][0]  # primary ada@, secondary ada.home@
+    mocked.get(
+        f"{PERSONS}/search", json={"success": True, "data": {"items": [{"result_score": 1, "item": {"id": 11}}]}}
+    )
+    mocked.get(PERSONS, json=page(ada))
+
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert run.status == SyncRun.Status.SUCCEEDED and not calls(mocked, "POST", "/api/v2/persons")
+    assert ExcludedRecord.objects.get(side="app").code == "secondary_email"
