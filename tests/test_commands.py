@@ -153,3 +153,15 @@ def test_import_of_a_file_that_is_not_utf8_imports_nothing(tenant, tmp_path):
     with pytest.raises(CommandError, match="not UTF-8"):
         run("contacts", "import", "--tenant", "acme", str(csv_file))
     assert not Contact.objects.exists()
+
+
+def test_setup_pronouns_offers_a_field_already_labelled_pronouns_and_creates_one_on_request(tenant):
+    from tests.conftest import make_connection
+
+    connection, crm = make_connection(tenant)
+    crm.custom_fields["pref_pronouns"] = "Pronouns"
+    with pytest.raises(CommandError, match="--map-existing pref_pronouns"):
+        run("setup_pronouns", "--connection", str(connection.pk))
+    out, _ = run("setup_pronouns", "--connection", str(connection.pk), "--create")
+    assert "Created the pronouns field pronouns" in out
+    assert crm.custom_fields == {"pref_pronouns": "Pronouns", "pronouns": "Pronouns"}

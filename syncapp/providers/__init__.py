@@ -5,14 +5,10 @@ from django.utils.module_loading import import_string
 
 from syncapp.exceptions import ProviderNotConfiguredError
 
-# Ids the product supports; an id here without an entry in SYNCAPP_PROVIDERS cannot sync yet.
-KNOWN_PROVIDER_IDS = ("hubspot", "pipedrive")
 
-
-def provider_ids(*, configured_only: bool = False) -> list[str]:
-    """Return every provider id a connection may use (with ``configured_only``, those that can sync)."""
-    configured = set(settings.SYNCAPP_PROVIDERS)
-    return sorted(configured if configured_only else configured | set(KNOWN_PROVIDER_IDS))
+def provider_ids() -> list[str]:
+    """Return every provider id a connection may use."""
+    return sorted(settings.SYNCAPP_PROVIDERS)
 
 
 def get_adapter_class(provider_id: str):

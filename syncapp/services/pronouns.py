@@ -19,13 +19,16 @@ class PronounsSetup:
     candidate: str = ""
 
 
-def connection_setup_pronouns(*, connection: CrmConnection, map_existing: str = "") -> PronounsSetup:
+def connection_setup_pronouns(
+    *, connection: CrmConnection, map_existing: str = "", create: bool = False
+) -> PronounsSetup:
     """Make sure the CRM has a pronouns field and record its key on the connection. Idempotent.
 
     An existing field is used as is: by key with ``map_existing``, else the one named "pronouns",
     else (where the CRM generates keys) the one labelled "Pronouns". Where the CRM lets us name
     keys, a differently named field labelled "Pronouns" is offered for mapping instead of creating
-    a second one. A refusal by the CRM (missing scope, plan limits) is recorded with its message.
+    a second one, unless ``create`` asks for the "pronouns" field anyway. A refusal by the CRM
+    (missing scope, plan limits) is recorded with its message.
     """
     adapter = get_adapter(connection)
     try:
@@ -39,7 +42,7 @@ def connection_setup_pronouns(*, connection: CrmConnection, map_existing: str = 
             result = fields[PRONOUNS_NAME]
         elif labelled and adapter.generated_field_keys:
             result = labelled[0]
-        elif labelled:
+        elif labelled and not create:
             candidate = labelled[0]
             return _record(
                 connection,
@@ -62,23 +65,6 @@ def connection_setup_pronouns(*, connection: CrmConnection, map_existing: str = 
             state=CrmConnection.PronounsState.CONFIGURED,
             key=result.key,
             message=f"{verb} the pronouns field {result.key}.",
-        ),
-    )
-
-
-def connection_create_pronouns(*, connection: CrmConnection) -> PronounsSetup:
-    """Create the "pronouns" field even though another field is labelled "Pronouns"."""
-    adapter = get_adapter(connection)
-    try:
-        result = adapter.ensure_custom_field(name=PRONOUNS_NAME, label=PRONOUNS_LABEL)
-    except ProviderError as exc:
-        return _record(connection, PronounsSetup(state=CrmConnection.PronounsState.FAILED, key="", message=str(exc)))
-    return _record(
-        connection,
-        PronounsSetup(
-            state=CrmConnection.PronounsState.CONFIGURED,
-            key=result.key,
-            message=f"Created the pronouns field {result.key}.",
         ),
     )
 

@@ -25,9 +25,7 @@ def connection_schedule_update(*, connection: CrmConnection) -> Schedule | None:
     A connection whose provider has no adapter configured yet is not polled either.
     """
     name = _schedule_name(connection.pk)
-    if connection.status not in CrmConnection.SYNCABLE_STATUSES or connection.provider not in provider_ids(
-        configured_only=True
-    ):
+    if connection.status not in CrmConnection.SYNCABLE_STATUSES or connection.provider not in provider_ids():
         Schedule.objects.filter(name=name).delete()
         return None
     schedule, _ = Schedule.objects.update_or_create(

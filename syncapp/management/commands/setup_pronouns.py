@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.exceptions import SyncError
 from syncapp.models import CrmConnection
-from syncapp.services.pronouns import connection_create_pronouns, connection_setup_pronouns
+from syncapp.services.pronouns import connection_setup_pronouns
 
 
 class Command(BaseCommand):
@@ -22,10 +22,7 @@ class Command(BaseCommand):
         except CrmConnection.DoesNotExist:
             raise CommandError(f"No connection {connection}.") from None
         try:
-            if create:
-                setup = connection_create_pronouns(connection=target)
-            else:
-                setup = connection_setup_pronouns(connection=target, map_existing=map_existing)
+            setup = connection_setup_pronouns(connection=target, map_existing=map_existing, create=create)
         except SyncError as exc:
             raise CommandError(str(exc)) from exc
         if setup.state != CrmConnection.PronounsState.CONFIGURED:
