@@ -58,6 +58,8 @@ class CrmAdapter:
 
     # The CrmClient an adapter talks through, when it has one.
     client = None
+    # Dotted path of the CRM sandbox's account class that emulates this CRM's API (syncapp/sandbox/).
+    sandbox_class = ""
 
     def __init__(self, *, connection):
         self.connection = connection

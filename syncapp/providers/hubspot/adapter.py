@@ -25,6 +25,7 @@ class HubspotAdapter(CrmAdapter):
     name = "HubSpot"
     max_batch_size = 100
     webhook_handler_class = HubspotWebhookHandler
+    sandbox_class = "syncapp.providers.hubspot.sandbox.HubspotSandboxAccount"
     # Webhooks are the fast path; the poll is a safety net for deliveries that never came.
     poll_interval_setting = "HUBSPOT_POLL_INTERVAL"
 

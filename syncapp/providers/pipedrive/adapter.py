@@ -26,6 +26,7 @@ class PipedriveAdapter(CrmAdapter):
     max_batch_size = 100  # ids= reads take at most 100
     generated_field_keys = True
     webhook_handler_class = PipedriveWebhookHandler
+    sandbox_class = "syncapp.providers.pipedrive.sandbox.PipedriveSandboxAccount"
 
     def __init__(self, *, connection):
         super().__init__(connection=connection)
