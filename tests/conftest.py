@@ -5,6 +5,7 @@ from django.core.cache import cache
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
+from syncapp.sandbox.server import SandboxServer
 from syncapp.services.connections import connection_create
 from syncapp.services.tenants import tenant_create
 from tests.fakes import InMemoryCrm
@@ -78,3 +79,23 @@ def view_log():
     logger.addHandler(handler)
     yield lines
     logger.removeHandler(handler)
+
+
+@pytest.fixture
+def crm_sandbox():
+    """The CRM sandbox on a free loopback port, stopped after the test."""
+    with SandboxServer(seed=7) as server:
+        yield server
+
+
+def sandbox_connection(tenant, server, provider, *, rate_limits=False, **account_options):
+    """A sandbox account of ``provider`` and a connection of ``tenant`` to it, through the real adapter."""
+    account = server.sandbox.account_create(provider, rate_limits=rate_limits, **account_options)
+    connection = connection_create(
+        tenant=tenant,
+        provider=provider,
+        account_id=account.account_id,
+        credentials={"access_token": account.token},
+        api_base_url=account.base_url,
+    )
+    return connection, account
