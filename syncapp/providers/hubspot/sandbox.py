@@ -640,7 +640,8 @@ class HubspotSandboxAccount(SandboxAccount):
         if offset + limit > SEARCH_RESULT_CAP:
             raise _error(400, f"Paging is limited to {SEARCH_RESULT_CAP} results per query.", "VALIDATION_ERROR")
         query = str(body.get("query") or "").lower()
-        visible_before = int(time.time() * 1000) - self.search_lag_ms
+        # _now() runs ahead of the clock after many writes in one millisecond; the newest stamp counts as now.
+        visible_before = max(int(time.time() * 1000), self.last_ms) - self.search_lag_ms
         found = [
             record
             for record in self.records.values()
