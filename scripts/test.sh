@@ -3,11 +3,7 @@
 # DATABASE_URL picks the database (SQLite by default), REDIS_URL the django-q2 broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="${VENV:-.venv}"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet -r requirements.txt
+source scripts/venv.sh
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
 # pytest exits 5 when it collects no tests, so an empty run fails here too.

@@ -1,6 +1,7 @@
 import logging
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
@@ -9,6 +10,15 @@ from syncapp.sandbox.server import SandboxServer
 from syncapp.services.connections import connection_create
 from syncapp.services.tenants import tenant_create
 from tests.fakes import InMemoryCrm
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory):
+    """SQLite tests use a file, not shared-cache memory: tests with a live server write from several threads,
+    and shared-cache memory databases answer "table is locked" at once instead of waiting for the lock."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
 @pytest.fixture(autouse=True)
