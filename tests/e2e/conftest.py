@@ -18,6 +18,15 @@ from syncapp.services.sync import connection_sync
 from tests.conftest import sandbox_connection
 
 PROVIDERS = ("hubspot", "pipedrive")
+# The request-log labels of the API calls that change one linked record, and that remove one.
+UPDATE_ENDPOINT = {
+    "hubspot": "POST /crm/v3/objects/contacts/batch/update",
+    "pipedrive": "PATCH /api/v2/persons/{person_id}",
+}
+DELETE_ENDPOINT = {
+    "hubspot": "POST /crm/v3/objects/contacts/batch/archive",
+    "pipedrive": "DELETE /api/v2/persons/{person_id}",
+}
 
 
 @dataclass
