@@ -110,6 +110,7 @@ class SandboxAccount:
         route, params = found
         with self.lock:
             self.calls[route.label] += 1
+            headers: dict[str, str] = {}
             try:
                 oauth = False
                 if route.handler not in self.public_handlers:
@@ -117,8 +118,9 @@ class SandboxAccount:
                 headers = self.spend(route, request, oauth=oauth)
                 response = getattr(self, route.handler)(request, **params)
             except ApiError as exc:
+                # A request that got past the limits and then failed (404, 400) still carries their headers.
                 response = exc.response()
-                headers = exc.headers
+                headers = {**headers, **exc.headers}
             response.headers.update(headers)
         return response, route.label
 

@@ -450,3 +450,13 @@ def test_oauth_tokens_have_their_own_110_limit_and_no_daily_headers(crm_sandbox)
     assert answer.status_code == 200
     assert answer.headers["X-HubSpot-RateLimit-Max"] == "110"
     assert "X-HubSpot-RateLimit-Daily" not in answer.headers
+
+
+def test_a_failed_request_within_the_limits_still_carries_the_rate_limit_headers(crm_sandbox):
+    portal = Portal(crm_sandbox.sandbox.account_create("hubspot", rate_limits=True))
+
+    missing = portal("GET", f"{CONTACTS}/404404")
+
+    assert missing.status_code == 404
+    assert missing.json()["category"] == "OBJECT_NOT_FOUND"
+    assert missing.headers["X-HubSpot-RateLimit-Remaining"] == "99"
