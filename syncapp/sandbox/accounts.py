@@ -190,6 +190,9 @@ class SandboxAccount:
     def control_create(self, values: dict, *, notify: bool = True) -> dict:
         raise NotImplementedError("subclasses of SandboxAccount must provide a control_create() method")
 
+    def control_backdate(self, record_ids: list[str], seconds: float) -> None:
+        raise NotImplementedError("subclasses of SandboxAccount must provide a control_backdate() method")
+
     def control_update(self, record_id: str, values: dict) -> dict:
         raise NotImplementedError("subclasses of SandboxAccount must provide a control_update() method")
 

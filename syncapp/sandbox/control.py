@@ -94,13 +94,19 @@ def _record_create(sandbox, account, request, body):
 
 
 def _records_bulk(sandbox, account, request, body):
-    """Load many records at once; ``"webhooks": false`` (the default) loads them without notifications."""
+    """Load many records at once, without notifications unless ``"webhooks": true``.
+
+    ``modified_seconds_ago`` stamps them as created and last modified that long ago.
+    """
     records = body.get("records")
     if not isinstance(records, list):
         raise ApiError(400, {"message": "records must be a list of contacts."})
     notify = bool(body.get("webhooks", False))
+    age = float(body.get("modified_seconds_ago") or 0)
     with account.lock:
         created = [account.control_create(universal_values(values), notify=notify) for values in records]
+        if age:
+            account.control_backdate([record["id"] for record in created], age)
     return 201, {"created": len(created), "ids": [record["id"] for record in created]}
 
 

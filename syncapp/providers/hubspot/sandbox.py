@@ -775,6 +775,14 @@ class HubspotSandboxAccount(SandboxAccount):
             raise problem
         return self._control_record(self._create(properties, source="CRM_UI", notify=notify))
 
+    def control_backdate(self, record_ids: list[str], seconds: float) -> None:
+        """Stamp loaded records as created and last modified ``seconds`` ago (old data, as real portals hold)."""
+        stamp = _iso(int((time.time() - seconds) * 1000))
+        for record_id in record_ids:
+            record = self.records[record_id]
+            record.update(createdAt=stamp, updatedAt=stamp)
+            record["properties"].update(createdate=stamp, lastmodifieddate=stamp)
+
     def control_update(self, record_id: str, values: dict) -> dict:
         record = self._control_get(record_id)
         properties = self._to_properties(values)

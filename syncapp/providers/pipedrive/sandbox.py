@@ -677,6 +677,12 @@ class PipedriveSandboxAccount(SandboxAccount):
     def control_create(self, values: dict, *, notify: bool = True) -> dict:
         return self._control_record(self._create(self._changes(values, None), source="app", notify=notify))
 
+    def control_backdate(self, record_ids: list[str], seconds: float) -> None:
+        """Stamp loaded persons as added and last updated ``seconds`` ago (old data, as real companies hold)."""
+        stamp = _stamp(time.time() - seconds)
+        for record_id in record_ids:
+            self.persons[int(record_id)].update(add_time=stamp, update_time=stamp)
+
     def control_update(self, record_id: str, values: dict) -> dict:
         person = self._person(record_id)
         return self._control_record(self._update(person, self._changes(values, person), source="app"))
