@@ -351,9 +351,10 @@ class PipedriveSandboxAccount(SandboxAccount):
     def _delete(self, person: dict, *, source: str, extra: dict | None = None) -> None:
         if person["is_deleted"]:
             return
+        before = dict(person)  # a delete's previous is the last state before it
         person["is_deleted"] = True
         person["update_time"] = _stamp(time.time())
-        self._notify("delete", person, source=source, previous=dict(person), extra=extra)
+        self._notify("delete", person, source=source, previous=before, extra=extra)
 
     def _notify(
         self, action: str, person: dict, *, source: str, previous: dict | None, extra: dict | None = None
