@@ -161,7 +161,10 @@ def _webhooks_get(sandbox, account, request, body):
 
 
 def _webhooks_wait(sandbox, account, request, body):
-    timeout = float(body.get("timeout", 30))
+    try:
+        timeout = float(body.get("timeout", 30))
+    except (TypeError, ValueError):
+        raise ApiError(400, {"message": "timeout must be a number of seconds."}) from None
     idle = sandbox.dispatcher.wait_idle(timeout)
     return (200 if idle else 504), {"idle": idle, **sandbox.dispatcher.describe()}
 

@@ -35,9 +35,12 @@ class Request:
         if not self.body:
             return {}
         try:
-            return json.loads(self.body)
+            data = json.loads(self.body)
         except ValueError:
             raise ApiError(400, {"message": "The request body is not valid JSON."}) from None
+        if not isinstance(data, dict):  # every endpoint of both CRMs and of the control API takes an object
+            raise ApiError(400, {"message": "The request body must be a JSON object."})
+        return data
 
     def log_body(self):
         """The body as it goes into the request log: parsed JSON where it is JSON, else text."""

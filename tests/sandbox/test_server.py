@@ -235,3 +235,39 @@ def test_latency_delays_api_requests_but_not_control_requests(crm_sandbox, contr
 
     assert api_seconds >= 0.3
     assert control_seconds < 0.2
+
+
+MALFORMED = [
+    ("hubspot", "GET", HUBSPOT_CONTACTS + "?after=abc", None),
+    ("hubspot", "POST", HUBSPOT_CONTACTS + "/search", {"after": "abc"}),
+    ("hubspot", "POST", HUBSPOT_CONTACTS + "/search", {"limit": "many"}),
+    (
+        "hubspot",
+        "POST",
+        HUBSPOT_CONTACTS + "/search",
+        {"filterGroups": [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": "soon"}]}]},
+    ),
+    ("hubspot", "POST", HUBSPOT_CONTACTS, [1]),
+    ("hubspot", "POST", HUBSPOT_CONTACTS, {"properties": {"email": 5}}),
+    ("hubspot", "POST", HUBSPOT_CONTACTS + "/batch/create", {"inputs": [1]}),
+    ("pipedrive", "GET", "/v1/personFields?start=x", None),
+    ("pipedrive", "POST", PIPEDRIVE_PERSONS, [1]),
+    ("pipedrive", "POST", "/v1/webhooks", [1]),
+    ("pipedrive", "POST", "/v1/personFields", "not json"),
+]
+
+
+@pytest.mark.parametrize(("provider", "method", "path", "body"), MALFORMED)
+def test_malformed_requests_get_a_400_not_a_sandbox_failure(crm_sandbox, provider, method, path, body):
+    account = crm_sandbox.sandbox.account_create(provider, rate_limits=False)
+    account.control_create({"email": "someone@example.com"})  # so that search filters meet a record
+    headers = {"Authorization": f"Bearer {account.token}"}
+    data = body.encode() if isinstance(body, str) else json.dumps(body).encode() if body is not None else None
+
+    answer = requests.request(method, account.base_url + path, data=data, headers=headers)
+
+    assert answer.status_code == 400, answer.text
+
+
+def test_webhooks_wait_refuses_a_timeout_that_is_not_a_number(control):
+    assert control.call("POST", "/webhooks/wait", {"timeout": "soon"}).status_code == 400

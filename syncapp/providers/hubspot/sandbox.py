@@ -105,6 +105,13 @@ def _error(status: int, message: str, category: str, **extra) -> ApiError:
     return ApiError(status, {**body, **extra})
 
 
+def _whole_number(value, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise _error(400, f"{name} must be a whole number.", "VALIDATION_ERROR") from None
+
+
 class HubspotSandboxAccount(SandboxAccount):
     provider = "hubspot"
     webhook_batch_size = 100
@@ -271,6 +278,7 @@ class HubspotSandboxAccount(SandboxAccount):
         email = properties.get("email")
         if email is None or email == "":
             return None
+        email = str(email)
         if not VALID_EMAIL.match(email.strip()):
             return _error(400, f"Email address {email} is invalid", "VALIDATION_ERROR", subCategory="INVALID_EMAIL")
         holder = self.by_email.get(email.strip().lower())
@@ -428,7 +436,7 @@ class HubspotSandboxAccount(SandboxAccount):
     def contacts_list(self, request: Request) -> Response:
         limit = self._limit(request, LIST_LIMIT)
         archived = request.arg("archived", "false") == "true"
-        after = int(request.arg("after", "0") or 0)
+        after = _whole_number(request.arg("after", "0") or 0, "after")
         wanted = self._wanted(",".join(request.query.get("properties", [])) or None)
         page, more = [], False
         for record_id in self.order[bisect.bisect_right(self.order, after) :]:
@@ -483,8 +491,8 @@ class HubspotSandboxAccount(SandboxAccount):
     def _inputs(self, request: Request) -> tuple[dict, list[dict]]:
         body = request.json()
         inputs = body.get("inputs")
-        if not isinstance(inputs, list):
-            raise _error(400, "inputs must be a list.", "VALIDATION_ERROR")
+        if not isinstance(inputs, list) or not all(isinstance(item, dict) for item in inputs):
+            raise _error(400, "inputs must be a list of objects.", "VALIDATION_ERROR")
         if len(inputs) > BATCH_LIMIT:
             raise _error(
                 400, f"Batch operations are limited to {BATCH_LIMIT} inputs; got {len(inputs)}.", "VALIDATION_ERROR"
@@ -603,6 +611,8 @@ class HubspotSandboxAccount(SandboxAccount):
             return actual in (None, "")
         if name in DATE_PROPERTIES:
             actual_value, value, high = _ms(actual), _ms(flt.get("value")), _ms(flt.get("highValue"))
+            if (value is None and operator not in ("IN", "NOT_IN")) or (operator == "BETWEEN" and high is None):
+                raise _error(400, f"{name} filters take epoch milliseconds or an ISO 8601 date.", "VALIDATION_ERROR")
         else:
             actual_value = (actual or "").lower()
             value, high = str(flt.get("value", "")).lower(), str(flt.get("highValue", "")).lower()
@@ -633,10 +643,10 @@ class HubspotSandboxAccount(SandboxAccount):
             raise _error(
                 400, "Too many filter groups or filters (at most 5 groups and 18 filters).", "VALIDATION_ERROR"
             )
-        limit = int(body.get("limit") or 10)
+        limit = _whole_number(body.get("limit") or 10, "limit")
         if not 1 <= limit <= SEARCH_LIMIT:
             raise _error(400, f"limit must be between 1 and {SEARCH_LIMIT}.", "VALIDATION_ERROR")
-        offset = int(body.get("after") or 0)
+        offset = _whole_number(body.get("after") or 0, "after")
         if offset + limit > SEARCH_RESULT_CAP:
             raise _error(400, f"Paging is limited to {SEARCH_RESULT_CAP} results per query.", "VALIDATION_ERROR")
         query = str(body.get("query") or "").lower()

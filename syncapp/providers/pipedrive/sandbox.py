@@ -525,7 +525,10 @@ class PipedriveSandboxAccount(SandboxAccount):
     # Person fields and webhooks (API v1) ----------------------------------------------------------
 
     def person_fields(self, request: Request) -> Response:
-        start = int(request.arg("start", "0") or 0)
+        try:
+            start = max(int(request.arg("start", "0") or 0), 0)
+        except ValueError:
+            raise _error(400, "start must be an integer.") from None
         limit = self._int_arg(request, "limit", 100, PAGE_LIMIT)
         page = self.fields[start : start + limit]
         more = start + limit < len(self.fields)
