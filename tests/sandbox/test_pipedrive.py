@@ -305,6 +305,7 @@ def test_oauth_token_with_basic_client_auth_answers_api_domain(crm_sandbox):
     tokens = answer.json()
     assert tokens["api_domain"] == account.base_url
     assert tokens["token_type"] == "Bearer"
+    assert tokens["expires_in"] == 3599  # Pipedrive's tokens live an hour (HubSpot's 30 minutes)
 
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert requests.get(tokens["api_domain"] + PERSONS, headers=bearer, timeout=10).status_code == 200

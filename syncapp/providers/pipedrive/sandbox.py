@@ -620,7 +620,8 @@ class PipedriveSandboxAccount(SandboxAccount):
         form = {name: values[-1] for name, values in parse_qs(request.body.decode()).items()}
         grant = self.oauth_grant(form)
         scope = "base,contacts:full,admin"
-        return Response.json(200, {**grant, "token_type": "Bearer", "scope": scope, "api_domain": self.base_url})
+        answer = {**grant, "token_type": "Bearer", "expires_in": 3599, "scope": scope, "api_domain": self.base_url}
+        return Response.json(200, answer)
 
     # The control API ------------------------------------------------------------------------------
 
