@@ -6,7 +6,7 @@ from syncapp.models import Contact, CrmConnection
 from syncapp.services.contacts import contact_create
 from syncapp.services.pronouns import connection_setup_pronouns
 
-from .conftest import assert_agree, assert_succeeded
+from .conftest import assert_agree, assert_succeeded, make_crm
 
 pytestmark = pytest.mark.django_db
 
@@ -56,3 +56,18 @@ def test_sync_before_setup_skips_pronouns_and_setup_creates_the_field(crm, tenan
     assert crm.by_email("ann@example.com")["pronouns"] == "she/her"
     assert Contact.objects.get(email="bob@example.com").pronouns == "he/him"
     assert_agree(crm, tenant)
+
+
+def test_pipedrive_without_a_job_title_field_skips_it_and_reports_it(tenant, crm_sandbox):
+    crm = make_crm(tenant, crm_sandbox, "pipedrive", contact_sync=False)
+    crm.setup_pronouns()
+    contact_create(tenant=tenant, values={"email": "ann@example.com", "first_name": "Ann", "job_title": "CTO"})
+    crm.create(email="bob@example.com", first_name="Bob", pronouns="he/him")
+
+    run = assert_succeeded(crm.sync(full=True))
+    assert run.skipped_fields == "job_title"
+    assert run.created == 2
+    assert "job_title" not in crm.by_email("ann@example.com")["raw"], "never sent to a company without the field"
+    assert Contact.objects.get(email="ann@example.com").job_title == "CTO"
+    assert Contact.objects.get(email="bob@example.com").pronouns == "he/him"
+    assert_agree(crm, tenant, fields=("email", "first_name", "last_name", "phone", "pronouns"))

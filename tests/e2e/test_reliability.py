@@ -7,6 +7,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from syncapp.models import Contact, CrmConnection, SyncRun
+from syncapp.sandbox.http import Response
 from syncapp.services.contacts import contact_create, contact_update
 
 from .conftest import assert_agree, assert_succeeded, make_crm, outbox_of
@@ -209,3 +210,46 @@ def test_the_daily_quota_running_out_during_writes_ends_the_run_and_keeps_the_re
     assert_succeeded(crm.sync(trigger=SyncRun.Trigger.PUSH))
     assert outbox_of(crm) == []
     assert len(assert_agree(crm, tenant)) == 6
+
+
+def lose_replies(monkeypatch, crm, endpoint: str, times: int = 1) -> list[dict]:
+    """Let the account carry out the next ``times`` requests to ``endpoint``, then drop their connections unanswered.
+
+    The sandbox's own "drop" fault refuses a request before the account sees it; this is the other
+    half of a dropped connection: the CRM made the write, the reply never arrived.
+    """
+    lost = []
+    handle = crm.account.handle
+
+    def handle_then_drop(request):
+        response, label = handle(request)
+        if label == endpoint and len(lost) < times and 200 <= response.status < 300:
+            lost.append({"path": request.path, "status": response.status})
+            return Response(status=0, drop=True), label
+        return response, label
+
+    monkeypatch.setattr(crm.account, "handle", handle_then_drop)
+    return lost
+
+
+CREATE_ENDPOINT = {
+    "hubspot": "POST /crm/v3/objects/contacts/batch/create",
+    "pipedrive": "POST /api/v2/persons",
+}
+
+
+def test_a_create_whose_reply_was_lost_is_linked_not_repeated(crm_with_pronouns, tenant, monkeypatch):
+    crm = crm_with_pronouns
+    assert_succeeded(crm.sync(full=True))
+    contact_create(tenant=tenant, values={"email": "ann@example.com", "first_name": "Ann", "phone": "+1 555 0101"})
+    lost = lose_replies(monkeypatch, crm, CREATE_ENDPOINT[crm.provider])
+
+    for _ in range(3):
+        crm.sync(trigger=SyncRun.Trigger.PUSH)
+        if not outbox_of(crm):
+            break
+    assert len(lost) == 1, "the create took effect and its reply was lost"
+    assert [record["email"] for record in crm.live()] == ["ann@example.com"], "created once"
+    assert_succeeded(crm.sync(trigger=SyncRun.Trigger.PUSH))
+    assert outbox_of(crm) == []
+    assert_agree(crm, tenant)
