@@ -7,6 +7,7 @@ import time
 import requests
 
 from syncapp.providers.hubspot.webhooks import signature_v3
+from syncapp.sandbox.server import SandboxServer
 
 CONTACTS = "/crm/v3/objects/contacts"
 PERSONS = "/api/v2/persons"
@@ -269,3 +270,23 @@ def test_pipedrive_only_delivers_the_actions_a_webhook_subscribed_to(crm_sandbox
     control.ok("DELETE", f"/accounts/pipedrive/{account.account_id}/records/{person['id']}")
     control.wait()
     assert [payload["meta"]["action"] for payload in receiver.payloads()] == ["delete"]
+
+
+def test_the_sandbox_webhook_target_and_secret_are_every_hubspot_accounts_defaults(receiver):
+    with SandboxServer(webhook_target=receiver.base_url + "/", webhook_secret="app-secret") as server:
+        account = server.sandbox.account_create("hubspot", rate_limits=False)
+        pipedrive = server.sandbox.account_create("pipedrive", rate_limits=False)
+        assert account.webhooks.url == receiver.base_url + "/webhooks/hubspot/"
+        assert pipedrive.webhooks.url == ""  # Pipedrive delivers to the webhooks registered through its API
+
+        account.control_create({"email": "a@example.com"})
+        pipedrive.control_create({"email": "a@example.com"})
+        server.sandbox.dispatcher.wait_idle(10)
+
+    (delivery,) = receiver.requests
+    assert delivery["path"] == "/webhooks/hubspot/"
+    timestamp = delivery["headers"]["X-HubSpot-Request-Timestamp"]
+    uri = receiver.base_url + "/webhooks/hubspot/"
+    assert delivery["headers"]["X-HubSpot-Signature-v3"] == signature_v3(
+        secret="app-secret", method="POST", uri=uri, body=delivery["body"], timestamp=timestamp
+    )
