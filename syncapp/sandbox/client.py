@@ -43,10 +43,10 @@ class SandboxClient:
     def record_create(self, provider: str, account_id: str, values: dict) -> dict:
         return self._call("POST", f"/accounts/{provider}/{account_id}/records", values)
 
-    def records_load(self, provider: str, account_id: str, records: list[dict], *, webhooks: bool = False) -> dict:
-        return self._call(
-            "POST", f"/accounts/{provider}/{account_id}/records/bulk", {"records": records, "webhooks": webhooks}
-        )
+    def records_load(self, provider: str, account_id: str, records: list[dict], *, age: float = 0) -> dict:
+        """Load records without webhooks; ``age`` (seconds) backdates them."""
+        body = {"records": records, "modified_seconds_ago": age}
+        return self._call("POST", f"/accounts/{provider}/{account_id}/records/bulk", body)
 
     def record_update(self, provider: str, account_id: str, record_id: str, values: dict) -> dict:
         return self._call("PATCH", f"/accounts/{provider}/{account_id}/records/{record_id}", values)

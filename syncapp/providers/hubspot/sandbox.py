@@ -833,4 +833,10 @@ class HubspotSandboxAccount(SandboxAccount):
             "webhook_url": self.webhooks.url,
             "pronouns_property": "pronouns" in self.properties,
             "limits": {"ten_secondly": self.window.limit, "daily": self.daily_limit, "daily_used": self.daily_used},
+            # What the fewest possible calls and the rate-limit bound of a sync are computed from.
+            "api_profile": {
+                "list_page_limit": LIST_LIMIT,
+                "write_batch_limit": BATCH_LIMIT,
+                "requests_per_second": self.window.limit * 1000 / WINDOW_MS,
+            },
         }

@@ -735,4 +735,10 @@ class PipedriveSandboxAccount(SandboxAccount):
                 {k: hook[k] for k in ("id", "event_action", "subscription_url")} for hook in self.hooks.values()
             ],
             "limits": {"burst": self.bursts, "daily_tokens": self.daily_budget, "tokens_used": self.tokens_used},
+            # Persons are written one call each: Pipedrive's v2 API has no batch person writes.
+            "api_profile": {
+                "list_page_limit": PAGE_LIMIT,
+                "write_batch_limit": 1,
+                "requests_per_second": self.bursts["token"] * 1000 / BURST_WINDOW_MS,
+            },
         }
