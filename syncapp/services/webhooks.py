@@ -57,8 +57,16 @@ def webhook_event_record(
     if connection is not None:
         connections = connections.filter(pk=connection.pk)
     by_account = {candidate.account_id: candidate for candidate in connections}
-    created = []
+    # One query for the duplicates and one insert for the rest: a delivery holds up to 100 events.
+    stored = set(
+        WebhookEvent.objects.filter(dedupe_key__in=[notice.dedupe_key for notice in notices]).values_list(
+            "dedupe_key", flat=True
+        )
+    )
+    created: dict[str, WebhookEvent] = {}
     for notice in notices:
+        if notice.dedupe_key in stored or notice.dedupe_key in created:
+            continue
         target = by_account.get(notice.account_id)
         status, error = WebhookEvent.Status.PENDING, ""
         if target is None:
@@ -69,19 +77,17 @@ def webhook_event_record(
             status, error = WebhookEvent.Status.IGNORED, "The connection is disconnected."
         elif not handler.handles(notice.event_type):
             status, error = WebhookEvent.Status.IGNORED, f"Event type '{notice.event_type}' is not processed."
-        event, was_created = WebhookEvent.objects.get_or_create(
+        created[notice.dedupe_key] = WebhookEvent(
             dedupe_key=notice.dedupe_key,
-            defaults={
-                "provider": provider,
-                "connection": target,
-                "body": json.dumps(notice.payload),
-                "status": status,
-                "last_error": error,
-            },
+            provider=provider,
+            connection=target,
+            body=json.dumps(notice.payload),
+            status=status,
+            last_error=error,
         )
-        if was_created:
-            created.append(event)
-    return created
+    # A concurrent delivery of the same event may have stored it meanwhile: the unique key keeps one.
+    WebhookEvent.objects.bulk_create(created.values(), ignore_conflicts=True)
+    return list(WebhookEvent.objects.filter(dedupe_key__in=created).order_by("pk"))
 
 
 def webhook_process_schedule(*, connection_id: int, delay: float = 0) -> None:
