@@ -153,6 +153,12 @@ def make_crm(tenant, server, provider: str, **account_options) -> Crm:
     return Crm(provider=provider, connection=connection, account=account, server=server)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The tenant fixture creates a user; a fast hasher keeps that out of every test's time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(params=PROVIDERS)
 def crm(request, tenant, crm_sandbox) -> Crm:
     """A connection to a fresh sandbox account of each provider in turn (no rate limits, no webhooks)."""
