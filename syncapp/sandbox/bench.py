@@ -333,7 +333,7 @@ class Bench:
             found[size] = {"pull_queries": part["pull"]["db_queries"], "push_queries": part["push"]["db_queries"]}
         return found
 
-    def webhooks(self, linked: int, *, batches: int, concurrency: int, updates: int) -> dict:
+    def webhooks(self, linked: int, *, batches: int, concurrency: int, rate: float, updates: int) -> dict:
         """HubSpot webhooks into the app under gunicorn: ingest rate, acknowledgement and end-to-end latency."""
         secret = secrets.token_urlsafe(16)
         port = free_port()
@@ -356,7 +356,7 @@ class Bench:
             self.progress(
                 f"  webhook ingest: {batches} batches of 100 events, {concurrency} senders, {workers} workers"
             )
-            ingest = self._ingest(url, secret, account, records, batches=batches, concurrency=concurrency)
+            ingest = self._ingest(url, secret, account, records, batches=batches, concurrency=concurrency, rate=rate)
             # The ingested events named real contacts; they are not what the latency part measures.
             WebhookEvent.objects.filter(connection=connection).update(status=WebhookEvent.Status.PROCESSED)
             get_broker().purge_queue()
@@ -383,7 +383,7 @@ class Bench:
             "updates_sent": updates,
         }
 
-    def _ingest(self, url, secret, account, records, *, batches: int, concurrency: int) -> dict:
+    def _ingest(self, url, secret, account, records, *, batches: int, concurrency: int, rate: float) -> dict:
         session = requests.Session()
         portal = int(account["account_id"])
 
@@ -417,16 +417,28 @@ class Bench:
             response = session.post(url, data=body, headers=headers, timeout=30)
             return time.perf_counter() - started, response.status_code
 
+        # Throughput: senders as fast as the app answers.
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             answers = list(pool.map(send, range(batches)))
         seconds = time.perf_counter() - started
-        latencies = [latency for latency, _ in answers]
         accepted = sum(1 for _, status in answers if status == 200)
+        # Acknowledgement latency at a steady offered load (batches sent on a clock, not when the last answered).
+        interval = 1 / rate
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            futures = []
+            clock = time.perf_counter()
+            for batch in range(batches, 2 * batches):
+                futures.append(pool.submit(send, batch))
+                clock += interval
+                time.sleep(max(clock - time.perf_counter(), 0))
+            paced = [future.result() for future in futures]
+        latencies = [latency for latency, _ in paced]
         return {
             "batches": batches,
-            "accepted_batches": accepted,
+            "accepted_batches": accepted + sum(1 for _, status in paced if status == 200),
             "events_per_second": round(accepted * 100 / seconds),
+            "offered_events_per_second": rate * 100,
             "ack_p50_ms": round(statistics.median(latencies) * 1000, 1),
             "ack_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
         }
