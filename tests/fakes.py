@@ -8,6 +8,8 @@ failures injected on request, either before a call takes effect or after (a lost
 from __future__ import annotations
 
 import itertools
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -50,6 +52,9 @@ class InMemoryCrm:
         self.invalid_values: set[str] = set()
         # Values the CRM refuses for now, per record (a 207 item saying "try again later").
         self.busy_values: set[str] = set()
+        # What a CRM user does while a full listing runs: {page number: action}, run right after
+        # list_all read that page (1 is the first), before the sync sees it.
+        self.after_listing_page: dict[int, Callable[[], None]] = {}
         InMemoryCrm.accounts[account_id] = self
 
     # What a CRM user does in the CRM's own UI ------------------------------------
@@ -79,6 +84,10 @@ class InMemoryCrm:
         self._touch(primary)
 
     # Views used by assertions ------------------------------------------------------
+
+    def call_counts(self) -> Counter:
+        """Return how many API calls of each kind the sync made."""
+        return Counter(self.calls)
 
     def live(self) -> dict[str, dict[str, str]]:
         return {r.id: self._full(r) for r in self.live_records()}
@@ -168,29 +177,43 @@ class InMemoryAdapter(CrmAdapter):
         self.calls += 1
         return self.crm.call(name, effect)
 
+    @property
+    def refuses_duplicate_emails(self):
+        # Like HubSpot when emails are unique (a create answers "Existing ID"), like Pipedrive otherwise.
+        return self.crm.unique_emails
+
     def _pages(self, name, matching, order, cursor=None):
-        """Yield pages, one API call each, resuming after the last record of the previous page."""
+        """Yield pages, one API call each, resuming after the last record of the previous page.
+
+        Like a cursor API, an answer says whether more follow, so a listing takes exactly as many
+        calls as it has pages (one, empty, when nothing matches).
+        """
         after = None
         while True:
-            page = self._call(
+            found = self._call(
                 name,
                 lambda after=after: sorted(
                     (r for r in self.crm.records.values() if matching(r) and (after is None or order(r) > after)),
                     key=order,
-                )[: self.crm.page_size],
+                )[: self.crm.page_size + 1],
             )
-            if not page:
-                return
-            after = order(page[-1])
+            page, more = found[: self.crm.page_size], len(found) > self.crm.page_size
             yield RemotePage(
                 records=[self.to_record(self.crm.payload(r)) for r in page],
-                cursor=cursor or str(max(r.seq for r in page)),
+                cursor=cursor or (str(max(r.seq for r in page)) if page else None),
             )
+            if not more:
+                return
+            after = order(page[-1])
 
     def list_all(self):
         # An incremental listing continues from the high-water mark of when this listing began.
         high_water = str(max((r.seq for r in self.crm.records.values()), default=0))
-        yield from self._pages("list_all", lambda r: not r.archived, lambda r: int(r.id), cursor=high_water)
+        pages = self._pages("list_all", lambda r: not r.archived, lambda r: int(r.id), cursor=high_water)
+        for number, page in enumerate(pages, start=1):
+            if action := self.crm.after_listing_page.pop(number, None):
+                action()
+            yield page
 
     def list_changed(self, *, cursor):
         since = int(cursor or 0)

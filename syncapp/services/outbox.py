@@ -1,6 +1,9 @@
 """The outbox: app-side changes waiting to reach each connection, and the push tasks that drain it."""
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,6 +15,40 @@ from syncapp.models import Contact, CrmConnection, OutboxEntry
 
 PUSH_TASK = "syncapp.tasks.connection_push"
 
+# Set by outbox_batch: each tenant's live connection ids, and the connections whose push was queued.
+_batch: ContextVar[tuple[dict[int, list[int]], set[int]] | None] = ContextVar("outbox_batch", default=None)
+
+
+@contextmanager
+def outbox_batch() -> Iterator[None]:
+    """Within the block, read each tenant's live connections once and queue each connection's push once.
+
+    A sync applies a batch of pulled changes one transaction each; without this, every changed
+    contact would query its tenant's connections and claim each push again. One claim is enough:
+    a push that started before a later row of the batch committed leaves that row to its own
+    follow-up, which queues the next push. The block is kept short (one batch), so a connection
+    added or removed meanwhile is seen by the next batch.
+    """
+    token = _batch.set(({}, set()))
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
+
+def _live_connection_ids(tenant_id: int) -> list[int]:
+    batch = _batch.get()
+    if batch is not None and tenant_id in batch[0]:
+        return batch[0][tenant_id]
+    connection_ids = list(
+        CrmConnection.objects.filter(tenant_id=tenant_id, status__in=CrmConnection.LIVE_STATUSES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if batch is not None:
+        batch[0][tenant_id] = connection_ids
+    return connection_ids
+
 
 def outbox_enqueue(*, contact: Contact, exclude_connection_id: int | None = None) -> list[int]:
     """Record that ``contact`` changed for every live connection of its tenant but one.
@@ -19,16 +56,22 @@ def outbox_enqueue(*, contact: Contact, exclude_connection_id: int | None = None
     Must run inside the transaction that changed the contact, so the change and its outbox rows
     commit together. A push task is queued once the transaction commits.
     """
-    connection_ids = list(
-        CrmConnection.objects.filter(tenant_id=contact.tenant_id, status__in=CrmConnection.LIVE_STATUSES)
-        .exclude(pk=exclude_connection_id)
-        .values_list("pk", flat=True)
-    )
+    connection_ids = [pk for pk in _live_connection_ids(contact.tenant_id) if pk != exclude_connection_id]
     OutboxEntry.objects.bulk_create([OutboxEntry(connection_id=pk, contact=contact) for pk in connection_ids])
+    batch = _batch.get()
+    queued = batch[1] if batch is not None else None
     for connection_id in connection_ids:
         # robust: a broker outage must not undo the committed change; the next run's follow-up queues it.
-        transaction.on_commit(lambda pk=connection_id: push_schedule(connection_id=pk), robust=True)
+        transaction.on_commit(lambda pk=connection_id: _push_schedule_once(pk, queued), robust=True)
     return connection_ids
+
+
+def _push_schedule_once(connection_id: int, queued: set[int] | None) -> None:
+    if queued is not None and connection_id in queued:
+        return
+    push_schedule(connection_id=connection_id)
+    if queued is not None:
+        queued.add(connection_id)
 
 
 def push_schedule(*, connection_id: int) -> bool:

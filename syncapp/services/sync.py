@@ -7,6 +7,7 @@ leaves outbox rows and cursors from which the next run finishes the work.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from syncapp.engine import (
     Plan,
     Policy,
     RemoteState,
+    normalize_email,
     plan_batch,
 )
 from syncapp.engine.plan import rebase_on_concurrent_edit
@@ -40,9 +42,15 @@ from syncapp.providers import get_adapter
 from syncapp.providers.base import WriteResult
 from syncapp.services.connections import connection_lock, connection_status_set
 from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
-from syncapp.services.outbox import outbox_follow_up, push_schedule_clear
+from syncapp.services.outbox import outbox_batch, outbox_follow_up, push_schedule_clear
 
 logger = logging.getLogger(__name__)
+
+
+# CRM writes a full sync may hold back until they fill a batch (see ConnectionSync.reconcile).
+HELD_OPS = frozenset({"update", "archive"})
+# Seconds a held pair waits at most, so a sparse listing does not write what it read long ago.
+HOLD_AT_MOST = 30
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -60,6 +68,43 @@ class SyncCounts:
     errors: int = 0
     excluded: int = 0
     planned: list[PairPlan] = field(default_factory=list)
+
+
+@dataclass
+class _Seen:
+    """What a full sync's reads returned: every record id, and every email a live record holds."""
+
+    ids: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+
+    def add(self, remotes: list[RemoteState]) -> None:
+        for remote in remotes:
+            self.ids.add(remote.remote_id)
+            if not remote.deleted:
+                self.emails.update(_emails(remote))
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A record read by a full sync whose pair waits for a full batch of CRM writes."""
+
+    remote: RemoteState
+    contact_id: int
+    ids: frozenset[str]  # the record's id and the ids merged into it
+    emails: frozenset[str]  # the record's, the contact's and the agreed email
+    since: float  # time.monotonic() when it was held
+
+
+def _emails(remote: RemoteState) -> list[str]:
+    """Return the normalised emails a record holds: its primary one, and its secondary ones while it lives."""
+    secondary = () if remote.deleted else tuple(map(normalize_email, remote.other_emails))
+    return [email for email in (remote.record.email, *secondary) if email]
+
+
+def _link_holds(link: ContactLink, pair: PairPlan, *, remote_id: str | None = None) -> bool:
+    """Return whether ``link`` already records the outcome of ``pair`` written successfully."""
+    state = (remote_id or pair.remote_id, pair.base.as_dict(), pair.deleted, ContactLink.Status.OK, "")
+    return (link.remote_id, link.base, link.base_deleted, link.status, link.last_error) == state
 
 
 def _local_state(contact: Contact) -> LocalState:
@@ -101,6 +146,8 @@ class ConnectionSync:
         # Outbox rows older than the run are satisfied once their contact is reconciled in it.
         self.outbox_snapshot = OutboxEntry.objects.filter(connection=connection).aggregate(last=Max("pk"))["last"] or 0
         self.reconciled: set[int] = set()
+        # A full sync's pairs waiting for a full batch of CRM writes, by remote id (see reconcile).
+        self.held: dict[str, _Held] = {}
 
     # Entry points ---------------------------------------------------------------
 
@@ -113,15 +160,28 @@ class ConnectionSync:
                 self.connection.save(update_fields=["sync_cursor"])
 
     def full(self) -> None:
-        """List every CRM record; only a complete listing may conclude that a record is gone."""
-        seen: set[str] = set()
+        """List every CRM record, then create in the CRM the app contacts nothing matched.
+
+        Only a complete listing may conclude that a record is gone. The creates need no lookup
+        by email: the listing saw every record that existed before it began, and one catch-up
+        read of what changed since then (where the CRM would accept a duplicate) sees the records
+        created or re-addressed while it ran.
+        """
+        seen = _Seen()
         cursor = None
         for page in self.adapter.list_all():
-            self.reconcile(remotes=page.records)
-            seen.update(record.remote_id for record in page.records)
+            self.reconcile(remotes=page.records, hold=True)
+            seen.add(page.records)
             cursor = page.cursor or cursor
+        caught_up = None
+        if not self.adapter.refuses_duplicate_emails and self._unmatched(seen, with_email=True):
+            for page in self.adapter.list_changed(cursor=cursor):
+                self.reconcile(remotes=page.records, hold=True)
+                seen.add(page.records)
+                caught_up = page.cursor or caught_up
+        self._release_held()
         linked = self.connection.links.filter(remote_id__isnull=False)
-        missing = sorted(set(linked.filter(base_deleted=False).values_list("remote_id", flat=True)) - seen)
+        missing = sorted(set(linked.filter(base_deleted=False).values_list("remote_id", flat=True)) - seen.ids)
         for chunk in _chunks(missing, self.batch_size):
             # Read once more before calling them gone: a token that cannot see a record, or a listing
             # that raced an edit, must not delete app contacts.
@@ -129,18 +189,27 @@ class ConnectionSync:
             returned = {remote.remote_id for remote in still_there}
             returned.update(merged for remote in still_there for merged in remote.merged_ids)
             self.reconcile(remotes=still_there, absent=frozenset(set(chunk) - returned))
-        # Looked up by email once more: a record created or re-addressed during the listing is matched, not duplicated.
-        unlinked = list(
-            Contact.objects.filter(tenant_id=self.connection.tenant_id, deleted_at__isnull=True)
-            .exclude(pk__in=linked.values("contact_id"))
-            .values_list("pk", flat=True)
-        )
-        for chunk in _chunks(unlinked, self.batch_size):
-            self._push_contacts(set(chunk))
+            seen.add(still_there)
+        # An unlinked contact whose email a record read above holds was matched or excluded there.
+        for chunk in _chunks(self._unmatched(seen), self.batch_size):
+            self.reconcile(remotes=[], contact_ids=set(chunk))
         if not self.dry_run:
             self.connection.last_full_sync_at = timezone.now()
-            self.connection.sync_cursor = cursor or self.connection.sync_cursor
+            self.connection.sync_cursor = caught_up or cursor or self.connection.sync_cursor
             self.connection.save(update_fields=["last_full_sync_at", "sync_cursor"])
+
+    def _unmatched(self, seen: _Seen, *, with_email: bool = False) -> list[int]:
+        """Return the live unlinked contacts whose email no record read by this run holds, emailless last."""
+        linked = self.connection.links.filter(remote_id__isnull=False).values("contact_id")
+        unlinked = (
+            Contact.objects.filter(tenant_id=self.connection.tenant_id, deleted_at__isnull=True)
+            .exclude(pk__in=linked)
+            .values_list("pk", "email")
+        )
+        if with_email:
+            unlinked = unlinked.exclude(email="")
+        found = sorted((not email, pk) for pk, email in unlinked if normalize_email(email) not in seen.emails)
+        return [pk for _, pk in found]
 
     def hinted(self, remote_ids: list[str]) -> None:
         """Re-read the records a webhook named; a notification is a hint, the CRM's state is the truth."""
@@ -218,25 +287,25 @@ class ConnectionSync:
     # The batch: load, plan, apply ------------------------------------------------
 
     def reconcile(
-        self, *, remotes: list[RemoteState], contact_ids: set[int] = frozenset(), absent: frozenset = frozenset()
+        self,
+        *,
+        remotes: list[RemoteState],
+        contact_ids: set[int] = frozenset(),
+        absent: frozenset = frozenset(),
+        hold: bool = False,
     ) -> Plan:
+        """Plan one batch and write it to both sides.
+
+        With ``hold`` (a full sync's reads), a pair whose CRM write is an update or an archive waits
+        in ``self.held``, unapplied, until a full batch of them is ready: a listing then spends one
+        write call per batch of such pairs, not one per page that has any. A later batch touching a
+        held record, its contact or their emails is planned together with it.
+        """
         remotes = list({remote.remote_id: remote for remote in remotes}.values())
-        remote_ids = {remote.remote_id for remote in remotes} | set(absent)
-        remote_ids.update(merged for remote in remotes for merged in remote.merged_ids)
-        links = list(
-            ContactLink.objects.filter(connection=self.connection).filter(
-                Q(remote_id__in=remote_ids) | Q(contact_id__in=contact_ids)
-            )
-        )
-        emails = {remote.record.email for remote in remotes if remote.record.email}
-        contacts = Contact.objects.filter(tenant_id=self.connection.tenant_id).filter(
-            Q(pk__in={link.contact_id for link in links} | set(contact_ids))
-            | Q(email__in=emails, deleted_at__isnull=True)
-        )
-        contacts_by_id = {contact.pk: contact for contact in contacts}
-        # Contacts found by email may be linked already: their links decide, not the email.
-        extra = set(contacts_by_id) - {link.contact_id for link in links}
-        links += list(ContactLink.objects.filter(connection=self.connection, contact_id__in=extra))
+        links, contacts_by_id = self._load(remotes, contact_ids, absent)
+        while taken := self._take_held(remotes, contacts_by_id, absent):
+            remotes += taken
+            links, contacts_by_id = self._load(remotes, contact_ids, absent)
         local_states = {pk: _local_state(contact) for pk, contact in contacts_by_id.items()}
         link_states = {link.contact_id: _link_state(link) for link in links}
         plan = plan_batch(
@@ -253,19 +322,23 @@ class ConnectionSync:
             for pair in plan.pairs:
                 self._count_pair(pair)
             return plan
-        results = self._write_remote(plan.pairs)
+        pairs = plan.pairs
+        if hold and self.adapter.writes_in_batches:
+            pairs = self._hold(pairs, remotes=remotes, local_states=local_states)
+        results = self._write_remote(pairs)
         links_by_contact = {link.contact_id: link for link in links}
-        synced = [
-            pair
-            for pair in plan.pairs
-            if self._apply_pair(
-                pair,
-                result=results.get(id(pair)),
-                planned=local_states.get(pair.contact_id),
-                link=links_by_contact.get(pair.contact_id),
-                link_state=link_states.get(pair.contact_id),
-            )
-        ]
+        with outbox_batch():
+            synced = [
+                pair
+                for pair in pairs
+                if self._apply_pair(
+                    pair,
+                    result=results.get(id(pair)),
+                    planned=local_states.get(pair.contact_id),
+                    link=links_by_contact.get(pair.contact_id),
+                    link_state=link_states.get(pair.contact_id),
+                )
+            ]
         self.reconciled.update(pair.contact_id for pair in synced if pair.contact_id)
         # Records that sync now are no longer excluded.
         ExcludedRecord.objects.filter(connection=self.connection).filter(
@@ -279,7 +352,83 @@ class ConnectionSync:
             Q(side=ExcludedRecord.Side.CRM, record_id__in=gone_remote)
             | Q(side=ExcludedRecord.Side.APP, record_id__in=gone_local)
         ).delete()
+        if hold:
+            self._release_held(only_full=True)
         return plan
+
+    def _load(
+        self, remotes: list[RemoteState], contact_ids: set[int], absent: frozenset
+    ) -> tuple[list[ContactLink], dict[int, Contact]]:
+        """Load the links and contacts a batch needs (see plan_batch)."""
+        remote_ids = {remote.remote_id for remote in remotes} | set(absent)
+        remote_ids.update(merged for remote in remotes for merged in remote.merged_ids)
+        links = list(
+            ContactLink.objects.filter(connection=self.connection).filter(
+                Q(remote_id__in=remote_ids) | Q(contact_id__in=contact_ids)
+            )
+        )
+        # A contact whose email a record holds as a secondary address is loaded too, so it is listed
+        # as excluded rather than created again.
+        emails = {email for remote in remotes for email in _emails(remote)}
+        contacts = Contact.objects.filter(tenant_id=self.connection.tenant_id).filter(
+            Q(pk__in={link.contact_id for link in links} | set(contact_ids))
+            | Q(email__in=emails, deleted_at__isnull=True)
+        )
+        contacts_by_id = {contact.pk: contact for contact in contacts}
+        # Contacts found by email may be linked already: their links decide, not the email.
+        extra = set(contacts_by_id) - {link.contact_id for link in links}
+        links += list(ContactLink.objects.filter(connection=self.connection, contact_id__in=extra))
+        return links, contacts_by_id
+
+    def _hold(
+        self, pairs: list[PairPlan], *, remotes: list[RemoteState], local_states: dict[int, LocalState]
+    ) -> list[PairPlan]:
+        """Put the pairs that wait for a full write batch in ``self.held``; return the others."""
+        by_id = {remote.remote_id: remote for remote in remotes}
+        now, rest = time.monotonic(), []
+        for pair in pairs:
+            remote = by_id.get(pair.remote_id)
+            if pair.remote_op not in HELD_OPS or remote is None or pair.contact_id is None:
+                rest.append(pair)
+                continue
+            emails = set(_emails(remote)) | {pair.base.email if pair.base else ""}
+            emails.add(local_states[pair.contact_id].record.email)
+            self.held[remote.remote_id] = _Held(
+                remote=remote,
+                contact_id=pair.contact_id,
+                ids=frozenset({remote.remote_id, *remote.merged_ids}),
+                emails=frozenset(emails - {""}),
+                since=now,
+            )
+        return rest
+
+    def _take_held(
+        self, remotes: list[RemoteState], contacts_by_id: dict[int, Contact], absent: frozenset
+    ) -> list[RemoteState]:
+        """Take out of ``self.held`` what this batch touches; return the held records it lacks."""
+        if not self.held:
+            return []
+        ids = {remote.remote_id for remote in remotes} | set(absent)
+        ids.update(merged for remote in remotes for merged in remote.merged_ids)
+        emails = {email for remote in remotes for email in _emails(remote)}
+        emails.update(normalize_email(contact.email) for contact in contacts_by_id.values())
+        touched = [
+            remote_id
+            for remote_id, held in self.held.items()
+            if held.ids & ids or held.contact_id in contacts_by_id or held.emails & emails
+        ]
+        # A record the batch read again is planned with its newer state.
+        return [held.remote for held in map(self.held.pop, touched) if held.remote.remote_id not in ids]
+
+    def _release_held(self, *, only_full: bool = False) -> None:
+        """Write the held pairs, a batch at a time; with ``only_full``, only full batches (or stale ones)."""
+        while self.held and (
+            not only_full
+            or len(self.held) >= self.batch_size
+            or time.monotonic() - next(iter(self.held.values())).since > HOLD_AT_MOST
+        ):
+            chunk = [self.held.pop(remote_id).remote for remote_id in list(self.held)[: self.batch_size]]
+            self.reconcile(remotes=chunk)
 
     def _count_pair(self, pair: PairPlan) -> None:
         ops = {pair.local_op, pair.remote_op} - {""}
@@ -351,6 +500,8 @@ class ConnectionSync:
     ) -> bool:
         """Write one pair's app side, link and conflicts; return False when the app refused the change."""
         self._count_pair(pair)
+        if pair.is_noop and not pair.conflicts and result is None and link and link.pk and _link_holds(link, pair):
+            return True  # nothing to write on either side (an echo, say): no need to lock and re-read the contact
         with transaction.atomic():
             contact = None
             if pair.contact_id:
@@ -403,15 +554,11 @@ class ConnectionSync:
     def _update_link(self, link: ContactLink, pair: PairPlan, result: WriteResult | None) -> None:
         if result is None or result.ok:
             remote_id = (result.remote_id if result else None) or pair.remote_id
-            state = (remote_id, pair.base.as_dict(), pair.deleted, ContactLink.Status.OK, "")
             version = (result.version if result else "") or pair.remote_version
-            if (
-                pair.is_noop
-                and link.pk
-                and (link.remote_id, link.base, link.base_deleted, link.status, link.last_error) == state
-            ):
+            if pair.is_noop and link.pk and _link_holds(link, pair, remote_id=remote_id):
                 return  # nothing changed: skip the write that would only bump last_synced_at
-            link.remote_id, link.base, link.base_deleted, link.status, link.last_error = state
+            link.remote_id, link.base, link.base_deleted = remote_id, pair.base.as_dict(), pair.deleted
+            link.status, link.last_error = ContactLink.Status.OK, ""
             link.remote_version = version
         elif result.existing_remote_id and not self._linked_elsewhere(result.existing_remote_id, link):
             # The CRM already holds this email: link to that record; the next push merges both.

@@ -53,6 +53,14 @@ class CrmAdapter:
     name: str = ""
     # Largest batch one write call accepts.
     max_batch_size: int = 100
+    # False where every write is its own API call (Pipedrive): a full sync then gains nothing by
+    # holding a listing's writes back until they fill a batch, and writes each page's at once.
+    writes_in_batches: bool = True
+    # True where the CRM refuses to create a record whose email a live record already has, and
+    # create_many names that record as ``existing_remote_id`` (HubSpot's 409 "Existing ID"): the
+    # create then links instead of duplicating, so a full sync needs no catch-up read before it
+    # creates the app contacts its listing did not match.
+    refuses_duplicate_emails: bool = False
     # The setting (milliseconds) that says how often this CRM is polled.
     poll_interval_setting = "DEFAULT_SYNC_INTERVAL"
 
@@ -90,7 +98,10 @@ class CrmAdapter:
     def list_all(self) -> Iterator[RemotePage]:
         """Yield every live record, page by page; exhausting the iterator means the listing is complete.
 
-        The last page's cursor is where ``list_changed`` continues afterwards.
+        The last page's cursor is where ``list_changed`` continues afterwards. It must cover the
+        whole listing window: a record created or changed while the listing ran (even on a page
+        already read) is changed since that cursor. A full sync reads from it once more before
+        it creates records, and so does the next poll.
         """
         raise NotImplementedError("subclasses of CrmAdapter must provide a list_all() method")
 

@@ -24,6 +24,11 @@ class HubspotAdapter(CrmAdapter):
     id = "hubspot"
     name = "HubSpot"
     max_batch_size = 100
+    # A create with an email another contact has answers 409 "Existing ID: N" (see _refused). That,
+    # not a catch-up search after the full listing, keeps a contact created meanwhile from being
+    # duplicated: search results lag "a few moments", and a search since the listing began would
+    # read again every contact the full sync itself updated (200 a page).
+    refuses_duplicate_emails = True
     webhook_handler_class = HubspotWebhookHandler
     sandbox_class = "syncapp.providers.hubspot.sandbox.HubspotSandboxAccount"
     # Webhooks are the fast path; the poll is a safety net for deliveries that never came.
@@ -59,7 +64,8 @@ class HubspotAdapter(CrmAdapter):
     # Reads ------------------------------------------------------------------------------------
 
     def list_all(self):
-        # Changes made while the listing runs are picked up by the next incremental read.
+        # Taken before the first page, so changes made while the listing runs are picked up by the
+        # next incremental read (which goes back SEARCH_OVERLAP_MS once more).
         cursor = str(int(time.time() * 1000) - SEARCH_OVERLAP_MS)
         after = None
         while True:

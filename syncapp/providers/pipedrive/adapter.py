@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
+from django.conf import settings
 from django.core.cache import cache
 
 from syncapp.engine import ContactRecord, RemoteState
-from syncapp.exceptions import ProviderAuthError, ProviderError, QuotaExhaustedError, TransientProviderError
+from syncapp.exceptions import (
+    ProviderAuthError,
+    ProviderError,
+    QuotaExhaustedError,
+    RateLimitedError,
+    TransientProviderError,
+)
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
+from syncapp.providers.base import client as client_module
+from syncapp.providers.base.client import MAX_INLINE_WAIT
 
 from . import mapping
-from .client import PipedriveClient
+from .client import BURST_WINDOW_MS, PipedriveClient
 from .webhooks import PipedriveWebhookHandler
 
 # update_time has whole seconds and updated_since is inclusive: re-read a little to miss nothing.
 POLL_OVERLAP = timedelta(seconds=60)
 FIELDS_CACHE_SECONDS = 3600
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class PipedriveAdapter(CrmAdapter):
     id = "pipedrive"
     name = "Pipedrive"
     max_batch_size = 100  # ids= reads take at most 100
+    writes_in_batches = False  # one call per person written
     generated_field_keys = True
     webhook_handler_class = PipedriveWebhookHandler
     sandbox_class = "syncapp.providers.pipedrive.sandbox.PipedriveSandboxAccount"
@@ -33,6 +43,12 @@ class PipedriveAdapter(CrmAdapter):
         self.client = PipedriveClient(connection=connection)
         # Raw persons from the last reads, so a write keeps the emails and phones it does not own.
         self._raw: dict[str, dict] = {}
+        # Pipedrive's clock: the Date header of its latest answer (see list_all).
+        self._crm_date: str | None = None
+        self.client.session.hooks["response"].append(self._note_crm_date)
+
+    def _note_crm_date(self, response, *args, **kwargs) -> None:
+        self._crm_date = response.headers.get("Date")
 
     # Mapping --------------------------------------------------------------------------
 
@@ -78,10 +94,17 @@ class PipedriveAdapter(CrmAdapter):
             cursor = next_cursor
 
     def list_all(self):
-        latest = None
+        # The cursor is when the listing began, so reading changes from it covers the whole listing
+        # window. The latest update_time listed would not: a person on an early page edited while
+        # later pages were read can have changed before it. The start is taken by Pipedrive's own
+        # clock, the Date of the first page's answer; Pipedrive stamps that after reading the page,
+        # and list_changed goes back POLL_OVERLAP from it. Without a Date it is our clock less
+        # POLL_OVERLAP (list_changed then goes back twice that), so a small clock skew misses nothing.
+        started = datetime.now(UTC) - POLL_OVERLAP
+        cursor = None
         for records, _ in self._pages():
-            latest = max([latest, *(r.modified_at for r in records if r.modified_at)], key=lambda t: t or _EPOCH)
-            yield RemotePage(records=records, cursor=latest.isoformat() if latest else None)
+            cursor = cursor or (_http_date(self._crm_date) or started).isoformat()
+            yield RemotePage(records=records, cursor=cursor)
 
     def list_changed(self, *, cursor):
         since = _parse(cursor) - POLL_OVERLAP if cursor else datetime(2000, 1, 1, tzinfo=UTC)
@@ -128,7 +151,18 @@ class PipedriveAdapter(CrmAdapter):
         return results
 
     def _create(self, record: ContactRecord) -> dict:
-        return self.client.person_create(self._body(record.as_dict(), None))
+        body, attempts = self._body(record.as_dict(), None), 0
+        while True:
+            try:
+                return self.client.person_create(body)
+            except RateLimitedError as exc:
+                # The client never resends a create, but Pipedrive answers 429 before it creates
+                # anything, so this one can be: otherwise the rest of the batch would wait for the
+                # next push, and be looked up by email one search each before it is created.
+                wait, attempts = BURST_WINDOW_MS / 1000 if exc.retry_after is None else exc.retry_after, attempts + 1
+                if exc.status != 429 or wait > MAX_INLINE_WAIT or attempts > settings.MAX_RETRY_ATTEMPTS:
+                    raise
+                client_module._sleep(wait)
 
     def _update(self, remote_id: str, values: dict[str, str]) -> dict:
         return self.client.person_update(remote_id, self._body(values, self._current(remote_id)))
@@ -199,6 +233,14 @@ class PipedriveAdapter(CrmAdapter):
         for webhook_id in earlier:
             self.client.webhook_delete(webhook_id)
         return created
+
+
+def _http_date(value: str | None) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) if moment else None
 
 
 def _parse(value: str) -> datetime:

@@ -82,6 +82,26 @@ def test_full_listing_follows_next_cursor_and_maps_primary_entries_and_custom_fi
     assert mocked.calls[0].request.headers["x-api-token"] == "pd-api-token"
 
 
+def test_a_listings_cursor_is_when_it_began_by_pipedrives_clock_else_ours_less_the_overlap(connection, mocked):
+    from datetime import UTC, datetime, timedelta
+
+    first = page(person(12, "b@example.com", "2026-11-25T09:00:00Z"), cursor="c2")
+    mocked.get(PERSONS, json=first, headers={"Date": "Wed, 25 Nov 2026 10:00:00 GMT"})
+    # Edited while the listing ran, after the first page: later than the start, earlier than this page.
+    later = page(person(40, "d@example.com", "2026-11-25T10:30:00Z"))
+    mocked.get(PERSONS, json=later, match=[matchers.query_param_matcher({"cursor": "c2"}, strict_match=False)])
+
+    cursors = [page_.cursor for page_ in get_adapter(connection).list_all()]
+
+    assert cursors == ["2026-11-25T10:00:00+00:00"] * 2  # not the latest update_time listed
+
+    mocked.replace(responses.GET, PERSONS, json=page(person(12, "b@example.com", "2026-11-25T09:00:00Z")))
+    before = datetime.now(UTC)
+    (page_,) = list(get_adapter(connection).list_all())
+    started = datetime.fromisoformat(page_.cursor)
+    assert before - timedelta(seconds=61) <= started <= datetime.now(UTC) - timedelta(seconds=59)
+
+
 def test_polling_asks_for_updated_since_with_overlap_sorted_by_update_time(connection, mocked):
     mocked.get(PERSONS, json=page(person(11, "a@example.com", "2026-11-25T10:00:05Z")))
 
@@ -180,14 +200,27 @@ def test_end_to_end_first_sync_poll_resume_push_and_delete(connection, mocked, t
     contact_create(tenant=tenant, values={"email": "ada@example.com", "phone": "1"})
     contact_create(tenant=tenant, values={"email": "app@example.com"})
     ada, ada_dup = person(11, "ada@example.com", first_name="Ada"), person(30, "ada@example.com")
-    mocked.get(PERSONS, json=page(ada_dup, ada), match=[matchers.query_param_matcher({"limit": "500"})])
-    mocked.get(f"{PERSONS}/search", json={"success": True, "data": {"items": []}})
+    mocked.get(
+        PERSONS,
+        json=page(ada_dup, ada),
+        match=[matchers.query_param_matcher({"limit": "500"})],
+        headers={"Date": "Wed, 25 Nov 2026 11:00:00 GMT"},
+    )
+    # After the listing, one read of what changed since it began, instead of a search per new email.
+    catch_up = mocked.get(
+        PERSONS,
+        json=page(),
+        match=[matchers.query_param_matcher({"updated_since": "2026-11-25T10:59:00Z"}, strict_match=False)],
+    )
     mocked.post(PERSONS, json={"success": True, "data": person(40, "app@example.com")})
     mocked.patch(f"{PERSONS}/11", json={"success": True, "data": {**ada, "phones": [{"value": "1", "primary": True}]}})
 
     first = connection_sync(connection=connection, full=True)
 
     assert (first.status, first.created, first.updated, first.excluded) == ("succeeded", 1, 1, 1)
+    assert catch_up.call_count == 1 and not calls(mocked, "GET", "/persons/search")
+    assert first.api_calls == 5  # person fields, the listing, the catch-up read, one update, one create
+    mocked.remove(catch_up)
     assert Contact.objects.get(email="ada@example.com").first_name == "Ada"
     assert (
         json.loads(calls(mocked, "POST", "/api/v2/persons")[0].request.body)["emails"][0]["value"] == "app@example.com"
@@ -372,3 +405,18 @@ def test_a_contact_whose_email_a_person_holds_as_secondary_is_listed_not_duplica
 
     assert run.status == SyncRun.Status.SUCCEEDED and not calls(mocked, "POST", "/api/v2/persons")
     assert ExcludedRecord.objects.get(side="app").code == "secondary_email"
+
+
+def test_a_create_refused_with_429_is_sent_again_after_the_wait(connection, mocked, tenant, monkeypatch):
+    waits = []
+    monkeypatch.setattr("syncapp.providers.base.client._sleep", waits.append)
+    contact_create(tenant=tenant, values={"email": "new@example.com"})
+    mocked.get(PERSONS, json=page())  # the listing, then the catch-up read: nothing
+    mocked.post(PERSONS, status=429, json={"success": False, "error": "Rate limit"}, headers={"x-ratelimit-reset": "1"})
+    mocked.post(PERSONS, json={"success": True, "data": person(50, "new@example.com")})
+
+    run = connection_sync(connection=connection, full=True)
+
+    assert run.status == SyncRun.Status.SUCCEEDED and waits == [1.0]
+    assert len(calls(mocked, "POST", "/api/v2/persons")) == 2 and not calls(mocked, "GET", "/persons/search")
+    assert Contact.objects.get(email="new@example.com").links.get().remote_id == "50"
