@@ -73,7 +73,12 @@ def contact_create(
     For values pulled from a CRM, ``source_connection_id`` is that connection (the change is not
     sent back to it) and ``modified_at`` the CRM's own time of the change.
     """
-    cleaned = contact_validate(tenant_id=tenant.pk, values=values)
+    # Values pulled from a CRM were matched by email against the live contacts already; a contact
+    # created meanwhile is caught by the unique constraint (see _save), so the check is not repeated.
+    if source_connection_id is None:
+        cleaned = contact_validate(tenant_id=tenant.pk, values=values)
+    else:
+        cleaned = contact_clean(values)
     contact = Contact(tenant=tenant, **cleaned)
     _stamp(contact, cleaned, modified_at)
     _save(contact)

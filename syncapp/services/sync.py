@@ -327,7 +327,12 @@ class ConnectionSync:
             pairs = self._hold(pairs, remotes=remotes, local_states=local_states)
         results = self._write_remote(pairs)
         links_by_contact = {link.contact_id: link for link in links}
-        with outbox_batch():
+        # One transaction per batch, not per pair: a commit (an fsync) per contact would bound a large
+        # sync by the disk. The contacts the batch writes are locked together at its start.
+        with outbox_batch(), transaction.atomic():
+            locked = Contact.objects.select_for_update().in_bulk(
+                [pair.contact_id for pair in pairs if pair.contact_id and not self._settled(pair, links_by_contact)]
+            )
             synced = [
                 pair
                 for pair in pairs
@@ -337,6 +342,7 @@ class ConnectionSync:
                     planned=local_states.get(pair.contact_id),
                     link=links_by_contact.get(pair.contact_id),
                     link_state=link_states.get(pair.contact_id),
+                    locked=locked,
                 )
             ]
         self.reconciled.update(pair.contact_id for pair in synced if pair.contact_id)
@@ -497,28 +503,35 @@ class ConnectionSync:
         planned: LocalState | None,
         link: ContactLink | None,
         link_state: LinkState | None,
+        locked: dict[int, Contact],
     ) -> bool:
-        """Write one pair's app side, link and conflicts; return False when the app refused the change."""
+        """Write one pair's app side, link and conflicts; return False when the app refused the change.
+
+        Runs inside the batch's transaction, with the pair's contact in ``locked``.
+        """
         self._count_pair(pair)
-        if pair.is_noop and not pair.conflicts and result is None and link and link.pk and _link_holds(link, pair):
+        if result is None and self._settled(pair, {pair.contact_id: link} if link else {}):
             return True  # nothing to write on either side (an echo, say): no need to lock and re-read the contact
-        with transaction.atomic():
-            contact = None
-            if pair.contact_id:
-                # Locked and read again: a person may have edited the contact while the CRM was written.
-                contact = Contact.objects.select_for_update().get(pk=pair.contact_id)
-                pair = rebase_on_concurrent_edit(
-                    pair=pair, planned=planned, current=_local_state(contact), link=link_state
-                )
-            try:
-                contact = self._write_local(pair, contact)
-            except ValidationError as exc:
-                self._record_local_refusal(pair, link, exc)
-                return False
-            link = link or ContactLink(connection=self.connection, contact=contact)
-            self._update_link(link, pair, result)
-            self._record_conflicts(link, pair)
+        contact = None
+        if pair.contact_id:
+            # Locked and read again: a person may have edited the contact while the CRM was written.
+            contact = locked.get(pair.contact_id) or Contact.objects.select_for_update().get(pk=pair.contact_id)
+            pair = rebase_on_concurrent_edit(pair=pair, planned=planned, current=_local_state(contact), link=link_state)
+        try:
+            contact = self._write_local(pair, contact)
+        except ValidationError as exc:
+            self._record_local_refusal(pair, link, exc)
+            return False
+        link = link or ContactLink(connection=self.connection, contact=contact)
+        self._update_link(link, pair, result)
+        self._record_conflicts(link, pair)
         return True
+
+    @staticmethod
+    def _settled(pair: PairPlan, links_by_contact: dict[int, ContactLink]) -> bool:
+        """Whether the pair changes nothing and its link already records that outcome."""
+        link = links_by_contact.get(pair.contact_id)
+        return bool(pair.is_noop and not pair.conflicts and link and link.pk and _link_holds(link, pair))
 
     def _record_local_refusal(self, pair: PairPlan, link: ContactLink | None, exc: ValidationError) -> None:
         self.counts.errors += 1
