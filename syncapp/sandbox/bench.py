@@ -40,8 +40,8 @@ from syncapp.services.pronouns import connection_setup_pronouns
 from syncapp.services.sync import connection_sync
 from syncapp.services.tenants import tenant_create
 
-# The rate limits the benchmark's accounts run with: HubSpot Professional private app, Pipedrive Premium.
-ACCOUNT_OPTIONS = {"hubspot": {"tier": "professional"}, "pipedrive": {"plan": "premium", "seats": 5}}
+# The rate limits the benchmark's accounts run with: a HubSpot Free private app (the client's default), Pipedrive Premium.
+ACCOUNT_OPTIONS = {"hubspot": {"tier": "free"}, "pipedrive": {"plan": "premium", "seats": 5}}
 SEED_CHUNK = 5_000
 BACKDATE = 3600  # seconds: seeded CRM records are an hour old, as existing data is
 
