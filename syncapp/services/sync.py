@@ -101,9 +101,15 @@ def _emails(remote: RemoteState) -> list[str]:
     return [email for email in (remote.record.email, *secondary) if email]
 
 
+def _status_of(pair: PairPlan) -> str:
+    """Return the status of a link once ``pair`` is written: ``conflict`` while a conflict awaits a person."""
+    awaiting_review = any(conflict.winner is None for conflict in pair.conflicts)
+    return ContactLink.Status.CONFLICT if awaiting_review else ContactLink.Status.OK
+
+
 def _link_holds(link: ContactLink, pair: PairPlan, *, remote_id: str | None = None) -> bool:
     """Return whether ``link`` already records the outcome of ``pair`` written successfully."""
-    state = (remote_id or pair.remote_id, pair.base.as_dict(), pair.deleted, ContactLink.Status.OK, "")
+    state = (remote_id or pair.remote_id, pair.base.as_dict(), pair.deleted, _status_of(pair), "")
     return (link.remote_id, link.base, link.base_deleted, link.status, link.last_error) == state
 
 
@@ -571,7 +577,7 @@ class ConnectionSync:
             if pair.is_noop and link.pk and _link_holds(link, pair, remote_id=remote_id):
                 return  # nothing changed: skip the write that would only bump last_synced_at
             link.remote_id, link.base, link.base_deleted = remote_id, pair.base.as_dict(), pair.deleted
-            link.status, link.last_error = ContactLink.Status.OK, ""
+            link.status, link.last_error = _status_of(pair), ""
             link.remote_version = version
         elif result.existing_remote_id and not self._linked_elsewhere(result.existing_remote_id, link):
             # The CRM already holds this email: link to that record; the next push merges both.
@@ -590,8 +596,8 @@ class ConnectionSync:
                 )
             if result.retryable:
                 self._requeue(link.contact_id, result.error)
-        if pair.conflicts and self.policy.strategy == "manual_review":
-            link.status = ContactLink.Status.CONFLICT
+        if _status_of(pair) == ContactLink.Status.CONFLICT:
+            link.status = ContactLink.Status.CONFLICT  # awaiting review outranks a failed write
         link.last_synced_at = timezone.now()
         link.save()
 

@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from syncapp.models import Contact, ContactLink, SyncConflict
+from syncapp.models import Contact, ContactLink, SyncConflict, SyncRun
+from syncapp.services.conflicts import conflict_pick
 from syncapp.services.contacts import contact_create, contact_update
 
 from .conftest import assert_agree, assert_succeeded
@@ -77,12 +78,6 @@ def test_manual_review_overwrites_nothing(linked, tenant):
     assert crm.get(record_id)["last_name"] == "Crmson"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ConnectionSync._update_link (syncapp/services/sync.py) returns early for a no-op pair whose link "
-    "already holds its base with status ok (_link_holds compares against Status.OK), so the manual_review "
-    "branch that sets Status.CONFLICT is never reached when the open conflict is the pair's only news",
-)
 def test_manual_review_marks_the_link_awaiting_review(linked, tenant):
     crm = linked
     use_strategy(crm, "manual_review")
@@ -93,3 +88,14 @@ def test_manual_review_marks_the_link_awaiting_review(linked, tenant):
     assert_succeeded(crm.sync())
     assert SyncConflict.objects.get().resolution == "open"
     assert ContactLink.objects.get(connection=crm.connection, remote_id=record_id).status == "conflict"
+    # Still awaiting review when the next poll sees the same conflict.
+    assert_succeeded(crm.sync())
+    assert ContactLink.objects.get(connection=crm.connection, remote_id=record_id).status == "conflict"
+
+    # Once a person picks a value, the link is back to ok and both sides agree.
+    conflict_pick(conflict=SyncConflict.objects.get(), winner="crm", user=None)
+    assert_succeeded(crm.sync(trigger=SyncRun.Trigger.PUSH))
+    assert ContactLink.objects.get(connection=crm.connection, remote_id=record_id).status == "ok"
+    assert Contact.objects.get(email="ann@example.com").last_name == "Crmson"
+    assert SyncConflict.objects.get().resolution == "picked_crm"
+    assert_agree(crm, tenant)

@@ -128,6 +128,39 @@ def test_manual_review_waits_for_a_person_and_logs_the_conflict_once(tenant):
     assert SyncConflict.objects.get().resolution == SyncConflict.Resolution.PICKED_APP
 
 
+@pytest.mark.parametrize("winner", ["app", "crm"])
+def test_manual_review_marks_the_link_awaiting_review_until_a_person_picks(tenant, winner):
+    from syncapp.services.conflicts import conflict_pick
+
+    connection, crm = make_connection(tenant, conflict_strategy="manual_review")
+    contact = contact_create(tenant=tenant, values={"email": "m@example.com", "phone": "0"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    link = ContactLink.objects.get(connection=connection, remote_id=remote_id)
+    assert link.status == ContactLink.Status.OK
+    contact_update(contact=contact, values={"phone": "app"})
+    crm.user_edit(remote_id, phone="crm")
+
+    # The open conflict is the pair's only news: nothing is written, but the link awaits review.
+    sync(connection)
+    link.refresh_from_db()
+    assert (link.status, link.last_error) == (ContactLink.Status.CONFLICT, "")
+    synced_at = link.last_synced_at
+    # Seen again, it stays awaiting review, and the link is not saved again.
+    sync(connection)
+    sync(connection, full=True)
+    link.refresh_from_db()
+    assert (link.status, link.last_synced_at) == (ContactLink.Status.CONFLICT, synced_at)
+
+    conflict_pick(conflict=SyncConflict.objects.get(), winner=winner, user=None)
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    link.refresh_from_db()
+    assert link.status == ContactLink.Status.OK
+    contact.refresh_from_db()
+    assert contact.phone == crm.live()[remote_id]["phone"] == winner
+    assert link.base["phone"] == winner
+
+
 def test_deletes_and_restores_travel_both_ways(tenant, connection_and_crm):
     connection, crm = connection_and_crm
     contact = contact_create(tenant=tenant, values={"email": "d@example.com"})
