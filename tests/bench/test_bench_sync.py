@@ -1,0 +1,50 @@
+"""bench_sync at a tiny size: it runs every sync part against the sandbox and reports figures that add up.
+
+The speed targets themselves are read from the figures the full benchmark prints (docs/benchmarks.md);
+what is asserted here are counts, which do not depend on the machine.
+"""
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from syncapp.models import Tenant
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_bench_sync_reports_calls_against_the_minimum_and_a_naive_baseline(capsys):
+    call_command(
+        "bench_sync",
+        "--contacts", "60", "--linked", "50", "--changes", "4", "--only", "initial,naive,incremental", "--json",
+    )  # fmt: skip
+    results = json.loads(capsys.readouterr().out)
+
+    initial = {item["provider"]: item for item in results["initial"]}
+    for item in initial.values():
+        assert item["status"] == "succeeded", item["error"]
+        # 60 per side, 30 shared: the 30 app-only contacts go to the CRM, the 30 CRM-only ones to the app.
+        assert item["created"] == 60
+        assert sum(item["api_calls_by_endpoint"].values()) == item["api_calls"]
+        assert item["minimum_calls"] <= item["api_calls"] <= 1.1 * item["minimum_calls"]
+    # HubSpot: one page of 60, one create batch of 30, one update batch (3 shared contacts lack a phone).
+    assert initial["hubspot"]["minimum_calls"] == 3
+    # Pipedrive writes one person per call: one page, 30 creates, 3 updates.
+    assert initial["pipedrive"]["minimum_calls"] == 34
+
+    naive = {item["provider"]: item for item in results["naive"]}
+    for item in naive.values():
+        assert item["contacts_run"] == 60
+        # At least one call per app contact: the baseline the batched sync is compared with.
+        assert item["api_calls"] >= 60
+    assert naive["hubspot"]["api_calls"] > 10 * initial["hubspot"]["api_calls"]
+
+    for item in results["incremental"]:
+        assert item["link_sync"]["status"] == "succeeded"
+        assert item["pull"]["updated"] == 4 and item["push"]["updated"] == 4
+        assert item["pull"]["api_calls"] == 1  # one search (HubSpot) or one updated_since page (Pipedrive)
+    hubspot = next(item for item in results["incremental"] if item["provider"] == "hubspot")
+    assert hubspot["push"]["api_calls"] == 2  # a batch read and a batch update
+    # The benchmark removes the tenants it made.
+    assert not Tenant.objects.filter(slug__startswith="bench-").exists()
