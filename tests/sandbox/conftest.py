@@ -8,6 +8,18 @@ import pytest
 import requests
 
 
+class AccountHttp:
+    """requests against one sandbox account's API, authenticated with ``headers``."""
+
+    def __init__(self, account, headers: dict[str, str]):
+        self.account = account
+        self.session = requests.Session()
+        self.session.headers.update(headers)
+
+    def __call__(self, method, path, **kwargs):
+        return self.session.request(method, self.account.base_url + path, timeout=10, **kwargs)
+
+
 class Control:
     """The sandbox's control API under /_sandbox/."""
 

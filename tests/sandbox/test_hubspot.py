@@ -6,20 +6,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from tests.sandbox.conftest import AccountHttp
+
 CONTACTS = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"
 
 
-class Portal:
+class Portal(AccountHttp):
     """requests against one sandbox HubSpot account, with its token."""
 
     def __init__(self, account):
-        self.account = account
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {account.token}"
-
-    def __call__(self, method, path, **kwargs):
-        return self.session.request(method, self.account.base_url + path, timeout=10, **kwargs)
+        super().__init__(account, {"Authorization": f"Bearer {account.token}"})
 
     def create(self, **properties):
         response = self("POST", CONTACTS, json={"properties": properties})

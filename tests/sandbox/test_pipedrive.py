@@ -8,20 +8,17 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from tests.sandbox.conftest import AccountHttp
+
 PERSONS = "/api/v2/persons"
 FIELDS = "/v1/personFields"
 
 
-class Company:
+class Company(AccountHttp):
     """requests against one sandbox Pipedrive account, with its API token in x-api-token."""
 
     def __init__(self, account):
-        self.account = account
-        self.session = requests.Session()
-        self.session.headers["x-api-token"] = account.token
-
-    def __call__(self, method, path, **kwargs):
-        return self.session.request(method, self.account.base_url + path, timeout=10, **kwargs)
+        super().__init__(account, {"x-api-token": account.token})
 
     def create(self, name="Ada Lovelace", **body):
         response = self("POST", PERSONS, json={"name": name, **body})
