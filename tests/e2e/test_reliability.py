@@ -6,7 +6,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from syncapp.models import Contact, CrmConnection, SyncRun
+from syncapp.models import Contact, ContactLink, CrmConnection, SyncRun
 from syncapp.sandbox.http import Response
 from syncapp.services.contacts import contact_create, contact_update
 
@@ -172,12 +172,6 @@ def test_a_spent_daily_quota_fails_the_run_cleanly_and_a_later_run_finishes(quot
     assert len(assert_agree(crm, tenant)) == 6
 
 
-HUBSPOT_QUOTA_BUG = (
-    "HubspotAdapter._write (syncapp/providers/hubspot/adapter.py) re-raises only TransientProviderError and "
-    "ProviderAuthError: a batch write answered 429 DAILY (QuotaExhaustedError) is split into single writes, "
-    "each recorded as a permanent refusal; the run succeeds, the connection stays active and the outbox rows "
-    "are dropped"
-)
 PIPEDRIVE_QUOTA_BUG = (
     "PipedriveAdapter._write_each (syncapp/providers/pipedrive/adapter.py) turns a QuotaExhaustedError after "
     "the first write into retryable per-record results: the run succeeds, the connection stays active (not "
@@ -187,10 +181,7 @@ PIPEDRIVE_QUOTA_BUG = (
 
 @pytest.mark.parametrize(
     "quota_crm",
-    [
-        pytest.param("hubspot", marks=pytest.mark.xfail(strict=True, reason=HUBSPOT_QUOTA_BUG)),
-        pytest.param("pipedrive", marks=pytest.mark.xfail(strict=True, reason=PIPEDRIVE_QUOTA_BUG)),
-    ],
+    ["hubspot", pytest.param("pipedrive", marks=pytest.mark.xfail(strict=True, reason=PIPEDRIVE_QUOTA_BUG))],
     indirect=True,
 )
 def test_the_daily_quota_running_out_during_writes_ends_the_run_and_keeps_the_rest_queued(quota_crm, tenant):
@@ -206,11 +197,25 @@ def test_the_daily_quota_running_out_during_writes_ends_the_run_and_keeps_the_re
     run = crm.sync(trigger=SyncRun.Trigger.PUSH)
     assert_nothing_lost(crm, tenant)
     assert_quota_failure(crm, run)
+    # What the CRM took is linked; everything else waits in the outbox as a change not yet made,
+    # not as a record failure that MAX_RETRY_ATTEMPTS would drop.
+    written = {record["email"] for record in crm.live()}
+    assert len(written) == (0 if crm.provider == "hubspot" else 2)
+    linked = ContactLink.objects.filter(connection=crm.connection, remote_id__isnull=False)
+    assert sorted(link.contact.email for link in linked) == sorted(written)
+    assert {link.status for link in linked} <= {ContactLink.Status.OK}
+    assert not ContactLink.objects.filter(connection=crm.connection, status=ContactLink.Status.ERROR).exists()
+    waiting = {entry.contact.email for entry in outbox_of(crm)}
+    assert waiting >= {f"person{number}@example.com" for number in range(6)} - written
+    assert all(entry.record_failures == 0 for entry in outbox_of(crm))
 
     next_day(crm, daily_budget)
-    assert_succeeded(crm.sync(trigger=SyncRun.Trigger.PUSH))
+    later = assert_succeeded(crm.sync(trigger=SyncRun.Trigger.PUSH))
+    assert later.created == 6 - len(written)
     assert outbox_of(crm) == []
-    assert len(assert_agree(crm, tenant)) == 6
+    crm.connection.refresh_from_db()
+    assert crm.connection.status == CrmConnection.Status.ACTIVE
+    assert len(assert_agree(crm, tenant)) == 6 == len(crm.live())
 
 
 def lose_replies(monkeypatch, crm, endpoint: str, times: int = 1) -> list[dict]:

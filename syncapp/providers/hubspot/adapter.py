@@ -6,7 +6,7 @@ import re
 import time
 
 from syncapp.engine import ContactRecord, RemoteState
-from syncapp.exceptions import ProviderAuthError, ProviderError, TransientProviderError
+from syncapp.exceptions import ProviderAuthError, ProviderError, QuotaExhaustedError, TransientProviderError
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
 
 from . import mapping
@@ -135,8 +135,8 @@ class HubspotAdapter(CrmAdapter):
         try:
             body = send(inputs=inputs)
         except ProviderError as exc:
-            if isinstance(exc, (TransientProviderError, ProviderAuthError)):
-                raise
+            if isinstance(exc, (TransientProviderError, ProviderAuthError, QuotaExhaustedError)):
+                raise  # the connection, not a record, is the problem: nothing of this batch was written
             if len(inputs) == 1:
                 return [_refused(str(exc))]
             # One bad record (a duplicate email, an invalid value) fails the whole batch: go one by

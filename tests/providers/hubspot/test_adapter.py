@@ -239,6 +239,18 @@ def test_daily_429_is_not_retried(adapter, mocked):
     assert len(mocked.calls) == 1
 
 
+@pytest.mark.parametrize("write", ["create", "update"])
+def test_a_daily_429_on_a_batch_write_is_raised_not_split_into_refusals(adapter, mocked, write):
+    mocked.post(f"{CONTACTS}/batch/{write}", status=429, json=fixture("error_429_daily"))
+
+    with pytest.raises(QuotaExhaustedError, match="daily limit"):
+        if write == "create":
+            adapter.create_many([ContactRecord(email="a@example.com"), ContactRecord(email="b@example.com")])
+        else:
+            adapter.update_many([("7", {"first_name": "Ada"}), ("8", {"first_name": "Bea"})])
+    assert len(mocked.calls) == 1, "one batch call, not one more per record"
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
 def test_client_errors_are_not_retried_and_keep_hubspots_message(adapter, mocked, status):
     mocked.post(f"{CONTACTS}/batch/read", status=status, json={"status": "error", "message": f"nope {status}"})
@@ -261,6 +273,28 @@ def test_a_daily_limit_pauses_the_connection_with_a_clear_status(connection, moc
 
     with pytest.raises(ConnectionInactiveError, match="daily limit"):
         connection_sync(connection=connection)
+
+
+def test_a_daily_limit_met_by_a_push_write_keeps_the_changes_queued(connection, mocked, tenant):
+    from syncapp.models import ContactLink, OutboxEntry
+    from syncapp.services.contacts import contact_create
+
+    for name in ("ann", "bea"):
+        contact_create(tenant=tenant, values={"email": f"{name}@example.com"})
+    mocked.post(f"{CONTACTS}/batch/read", json={"status": "COMPLETE", "results": []})  # no match by email
+    mocked.post(f"{CONTACTS}/batch/create", status=429, json=fixture("error_429_daily"))
+
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert (run.status, run.errors) == (SyncRun.Status.FAILED, 0)
+    assert "daily limit" in run.error
+    connection.refresh_from_db()
+    assert connection.status == CrmConnection.Status.RATE_LIMITED and connection.rate_limited_until
+    entries = OutboxEntry.objects.filter(connection=connection)
+    assert sorted(entry.contact.email for entry in entries) == ["ann@example.com", "bea@example.com"]
+    assert {(entry.attempts, entry.record_failures) for entry in entries} == {(1, 0)}
+    assert not ContactLink.objects.filter(connection=connection).exists()
+    assert [call.request.url.rsplit("/", 1)[-1] for call in mocked.calls] == ["read?archived=false", "create"]
 
 
 def test_pronouns_setup_creates_the_property_once(connection, mocked):
