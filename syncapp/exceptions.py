@@ -55,6 +55,20 @@ class QuotaExhaustedError(ProviderError):
         self.until = until
 
 
+class PartialWriteError(SyncError):
+    """A write call stopped partway: the first items were answered, the rest were never sent.
+
+    ``results`` holds one ``WriteResult`` for each item answered, in input order (never all of them);
+    ``cause`` is the error that stopped the call, such as a spent daily quota. The sync records
+    what was written, then fails with ``cause``; the items not sent wait for a later run.
+    """
+
+    def __init__(self, results: list, cause: Exception):
+        super().__init__(f"Stopped after {len(results)} writes: {cause}")
+        self.results = list(results)
+        self.cause = cause
+
+
 class ProviderNotConfiguredError(SyncError):
     """No adapter is registered for a connection's provider id."""
 

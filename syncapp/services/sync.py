@@ -32,6 +32,7 @@ from syncapp.engine import (
 from syncapp.engine.plan import rebase_on_concurrent_edit
 from syncapp.exceptions import (
     ConnectionInactiveError,
+    PartialWriteError,
     ProviderAuthError,
     QuotaExhaustedError,
     SyncError,
@@ -331,7 +332,14 @@ class ConnectionSync:
         pairs = plan.pairs
         if hold and self.adapter.writes_in_batches:
             pairs = self._hold(pairs, remotes=remotes, local_states=local_states)
-        results = self._write_remote(pairs)
+        results, stopped = self._write_remote(pairs)
+        if stopped is not None:
+            if not results:
+                raise stopped
+            # The writes stopped partway: apply what the CRM took, then fail with the error. The
+            # other pairs stay unapplied, as in a batch whose writes all failed, so their outbox rows
+            # wait for a later run.
+            pairs = [pair for pair in pairs if id(pair) in results]
         links_by_contact = {link.contact_id: link for link in links}
         # One transaction per batch, not per pair: a commit (an fsync) per contact would bound a large
         # sync by the disk. The contacts the batch writes are locked together at its start.
@@ -364,6 +372,8 @@ class ConnectionSync:
             Q(side=ExcludedRecord.Side.CRM, record_id__in=gone_remote)
             | Q(side=ExcludedRecord.Side.APP, record_id__in=gone_local)
         ).delete()
+        if stopped is not None:
+            raise stopped
         if hold:
             self._release_held(only_full=True)
         return plan
@@ -479,27 +489,39 @@ class ConnectionSync:
             if exclusion.side == ExcludedRecord.Side.APP and exclusion.code == Exclusion.EMAIL_LINKED:
                 self._requeue(int(exclusion.record_id), exclusion.reason)
 
-    def _write_remote(self, pairs: list[PairPlan]) -> dict[int, WriteResult]:
-        """Send the CRM writes in batches; return each pair's result by ``id(pair)``."""
+    def _write_remote(self, pairs: list[PairPlan]) -> tuple[dict[int, WriteResult], Exception | None]:
+        """Send the CRM writes in batches; return each pair's result by ``id(pair)``, and what stopped them.
+
+        The second value is None when every write was answered. Otherwise it is the error that
+        stopped the writes (a spent daily quota, a 5xx after the client's retries), and only the
+        pairs answered before it have a result: the others were not sent, or their outcome is unknown.
+        """
         results: dict[int, WriteResult] = {}
         by_op: dict[str, list[PairPlan]] = {}
         for pair in pairs:
             if pair.remote_op:
                 by_op.setdefault(pair.remote_op, []).append(pair)
         for op, batch in by_op.items():
-            for chunk in _chunks(batch, self.batch_size):
-                if op == "create":
-                    outcomes = self.adapter.create_many([ContactRecord.from_dict(p.remote_values) for p in chunk])
-                elif op == "update":
-                    outcomes = self.adapter.update_many([(p.remote_id, p.remote_values) for p in chunk])
-                elif op == "archive":
-                    outcomes = self.adapter.archive_many([p.remote_id for p in chunk])
-                else:
-                    outcomes = [
-                        self.adapter.restore(p.remote_id, ContactRecord.from_dict(p.remote_values)) for p in chunk
-                    ]
-                results.update({id(pair): outcome for pair, outcome in zip(chunk, outcomes, strict=True)})
-        return results
+            # A restore is one call each, so one that fails leaves the earlier ones answered.
+            for chunk in _chunks(batch, 1 if op == "restore" else self.batch_size):
+                try:
+                    outcomes = self._write_chunk(op, chunk)
+                except PartialWriteError as exc:
+                    results.update(zip(map(id, chunk), exc.results, strict=False))  # the first items only
+                    return results, exc.cause
+                except Exception as exc:
+                    return results, exc
+                results.update(zip(map(id, chunk), outcomes, strict=True))
+        return results, None
+
+    def _write_chunk(self, op: str, chunk: list[PairPlan]) -> list[WriteResult]:
+        if op == "create":
+            return self.adapter.create_many([ContactRecord.from_dict(p.remote_values) for p in chunk])
+        if op == "update":
+            return self.adapter.update_many([(p.remote_id, p.remote_values) for p in chunk])
+        if op == "archive":
+            return self.adapter.archive_many([p.remote_id for p in chunk])
+        return [self.adapter.restore(p.remote_id, ContactRecord.from_dict(p.remote_values)) for p in chunk]
 
     def _apply_pair(
         self,

@@ -172,18 +172,7 @@ def test_a_spent_daily_quota_fails_the_run_cleanly_and_a_later_run_finishes(quot
     assert len(assert_agree(crm, tenant)) == 6
 
 
-PIPEDRIVE_QUOTA_BUG = (
-    "PipedriveAdapter._write_each (syncapp/providers/pipedrive/adapter.py) turns a QuotaExhaustedError after "
-    "the first write into retryable per-record results: the run succeeds, the connection stays active (not "
-    "rate_limited), and the requeued rows retry on the short backoff until MAX_RETRY_ATTEMPTS drops them"
-)
-
-
-@pytest.mark.parametrize(
-    "quota_crm",
-    ["hubspot", pytest.param("pipedrive", marks=pytest.mark.xfail(strict=True, reason=PIPEDRIVE_QUOTA_BUG))],
-    indirect=True,
-)
+@pytest.mark.parametrize("quota_crm", ["hubspot", "pipedrive"], indirect=True)
 def test_the_daily_quota_running_out_during_writes_ends_the_run_and_keeps_the_rest_queued(quota_crm, tenant):
     crm = quota_crm
     daily_budget = getattr(crm.account, "daily_budget", None)

@@ -207,3 +207,101 @@ def test_a_duplicate_deleted_in_the_crm_is_no_longer_listed(tenant):
 
     assert not ExcludedRecord.objects.exists()
     assert ContactLink.objects.get().remote_id == first
+
+
+def spent_quota():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from syncapp.exceptions import QuotaExhaustedError
+
+    return QuotaExhaustedError("The CRM's daily limit is spent.", until=timezone.now() + timedelta(hours=1))
+
+
+def the_next_day(connection):
+    from django.utils import timezone
+
+    type(connection).objects.filter(pk=connection.pk).update(rate_limited_until=timezone.now())
+    connection.refresh_from_db()
+
+
+def test_a_write_call_stopped_partway_applies_what_was_written_and_keeps_the_rest_queued(tenant, monkeypatch):
+    from syncapp.exceptions import PartialWriteError
+    from tests.fakes import InMemoryAdapter
+
+    connection, crm = make_connection(tenant)
+    for name in ("ann", "bea", "cy"):
+        contact_create(tenant=tenant, values={"email": f"{name}@example.com"})
+    original = InMemoryAdapter.create_many
+
+    def first_then_quota(self, records):
+        written = original(self, records[:1])
+        raise PartialWriteError(written, spent_quota())
+
+    monkeypatch.setattr(InMemoryAdapter, "create_many", first_then_quota)
+
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert (run.status, run.error, run.errors) == (SyncRun.Status.FAILED, "The CRM's daily limit is spent.", 0)
+    connection.refresh_from_db()
+    assert connection.status == connection.Status.RATE_LIMITED
+    ((remote_id, values),) = crm.live().items()
+    link = ContactLink.objects.get(connection=connection)
+    assert (link.contact.email, link.remote_id, link.status) == (values["email"], remote_id, ContactLink.Status.OK)
+    assert link.base["email"] == values["email"]
+    # Every row stays (the written contact's is only read again): nothing counts as a record failure.
+    entries = OutboxEntry.objects.filter(connection=connection)
+    assert sorted(entry.contact.email for entry in entries) == ["ann@example.com", "bea@example.com", "cy@example.com"]
+    assert {(entry.attempts, entry.record_failures) for entry in entries} == {(1, 0)}
+
+    monkeypatch.undo()
+    the_next_day(connection)
+    later = sync(connection, trigger=SyncRun.Trigger.PUSH)
+    assert later.created == 2
+    assert sorted(r["email"] for r in crm.live().values()) == ["ann@example.com", "bea@example.com", "cy@example.com"]
+    assert not OutboxEntry.objects.exists()
+    assert set(ContactLink.objects.values_list("status", flat=True)) == {ContactLink.Status.OK}
+
+
+def test_a_quota_met_by_a_later_write_call_of_a_batch_keeps_the_earlier_calls_writes(tenant, settings, monkeypatch):
+    from tests.fakes import InMemoryAdapter
+
+    settings.SYNC_BATCH_SIZE = 2  # a listing page (3 records) then takes two update calls
+    connection, crm = make_connection(tenant)
+    contacts = [contact_create(tenant=tenant, values={"email": f"p{number}@example.com"}) for number in range(3)]
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    sync(connection)  # the cursor passes our own creates
+    for contact in contacts:
+        contact_update(contact=contact, values={"job_title": f"app {contact.pk}"})
+    for remote_id in crm.live():
+        crm.user_edit(remote_id, phone=f"crm {remote_id}")
+    original, update_calls = InMemoryAdapter.update_many, []
+
+    def quota_on_the_second_call(self, changes):
+        update_calls.append([remote_id for remote_id, _ in changes])
+        if len(update_calls) > 1:
+            raise spent_quota()
+        return original(self, changes)
+
+    monkeypatch.setattr(InMemoryAdapter, "update_many", quota_on_the_second_call)
+
+    run = connection_sync(connection=connection)
+
+    assert run.status == SyncRun.Status.FAILED and "daily limit" in run.error
+    assert [len(ids) for ids in update_calls] == [2, 1]
+    written, unsent = set(update_calls[0]), update_calls[1][0]
+    for link in ContactLink.objects.filter(connection=connection).select_related("contact"):
+        pushed = crm.live()[link.remote_id]["job_title"] == f"app {link.contact_id}"
+        pulled = link.contact.phone == f"crm {link.remote_id}"
+        in_base = link.base["job_title"] == f"app {link.contact_id}"
+        assert pushed == pulled == in_base == (link.remote_id in written), link.remote_id
+    assert OutboxEntry.objects.filter(connection=connection).count() == 3  # the push never ran
+
+    monkeypatch.undo()
+    the_next_day(connection)
+    sync(connection)  # the cursor was not saved: the page is read again
+    assert crm.live()[unsent]["job_title"].startswith("app ")
+    assert not OutboxEntry.objects.exists()
+    for link in ContactLink.objects.filter(connection=connection).select_related("contact"):
+        assert link.contact.phone == crm.live()[link.remote_id]["phone"] == f"crm {link.remote_id}"

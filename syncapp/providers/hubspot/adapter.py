@@ -6,7 +6,14 @@ import re
 import time
 
 from syncapp.engine import ContactRecord, RemoteState
-from syncapp.exceptions import ProviderAuthError, ProviderError, QuotaExhaustedError, TransientProviderError
+from syncapp.exceptions import (
+    PartialWriteError,
+    ProviderAuthError,
+    ProviderError,
+    QuotaExhaustedError,
+    SyncError,
+    TransientProviderError,
+)
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
 
 from . import mapping
@@ -141,7 +148,15 @@ class HubspotAdapter(CrmAdapter):
                 return [_refused(str(exc))]
             # One bad record (a duplicate email, an invalid value) fails the whole batch: go one by
             # one, so the others are written and the bad one's message reaches its link.
-            return [result for item in items for result in retry_one([item])]
+            results: list[WriteResult] = []
+            for item in items:
+                try:
+                    results += retry_one([item])
+                except SyncError as stop:
+                    if not results:
+                        raise
+                    raise PartialWriteError(results, stop) from stop  # say what was written before it
+            return results
         return _per_item(inputs, body, key=key)
 
     def archive_many(self, remote_ids):

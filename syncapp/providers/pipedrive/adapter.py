@@ -10,10 +10,12 @@ from django.core.cache import cache
 
 from syncapp.engine import ContactRecord, RemoteState
 from syncapp.exceptions import (
+    PartialWriteError,
     ProviderAuthError,
     ProviderError,
     QuotaExhaustedError,
     RateLimitedError,
+    SyncError,
     TransientProviderError,
 )
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
@@ -138,14 +140,22 @@ class PipedriveAdapter(CrmAdapter):
         return self._write_each(self._delete, [(remote_id,) for remote_id in remote_ids])
 
     def _write_each(self, call, items: list[tuple]) -> list[WriteResult]:
-        """Write one by one; if the CRM stops answering midway, keep what was written and retry the rest later."""
+        """Write one by one; if the CRM fails midway, keep what was written.
+
+        A passing failure (a 5xx, a timeout, a 429 to wait out) leaves the rest of the batch to be
+        retried: they are reported as retryable, and queued again. One the connection must wait
+        out (the daily budget spent, refused credentials) raises PartialWriteError with the results
+        so far: the sync applies them and then fails with that error, and the rest stay queued.
+        """
         results: list[WriteResult] = []
         for args in items:
             try:
                 results.append(self._write(call, *args))
-            except (TransientProviderError, QuotaExhaustedError) as exc:
+            except SyncError as exc:
                 if not results:
                     raise  # nothing written: the whole batch fails and is retried with backoff
+                if not isinstance(exc, TransientProviderError):
+                    raise PartialWriteError(results, exc) from exc
                 pending = WriteResult(ok=False, retryable=True, error=f"Not written yet: {exc}")
                 return results + [pending] * (len(items) - len(results))
         return results

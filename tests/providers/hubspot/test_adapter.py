@@ -173,6 +173,22 @@ def test_a_409_in_a_batch_retries_the_items_one_by_one(adapter, mocked):
     assert [len(sent_json(call)["inputs"]) for call in mocked.calls] == [2, 1, 1]
 
 
+def test_a_daily_limit_met_while_going_one_by_one_says_what_was_written(adapter, mocked):
+    from syncapp.exceptions import PartialWriteError
+
+    mocked.post(f"{CONTACTS}/batch/create", status=400, json={"status": "error", "message": "bad@ is invalid"})
+    mocked.post(f"{CONTACTS}/batch/create", json={"status": "COMPLETE", "results": [
+        {**contact(602, "fresh@example.com"), "objectWriteTraceId": "0"}]})  # fmt: skip
+    mocked.post(f"{CONTACTS}/batch/create", status=429, json=fixture("error_429_daily"))
+
+    with pytest.raises(PartialWriteError) as raised:
+        adapter.create_many([ContactRecord(email=email) for email in ("fresh@example.com", "bad@", "late@example.com")])
+
+    assert [(result.ok, result.remote_id) for result in raised.value.results] == [(True, "602")]
+    assert isinstance(raised.value.cause, QuotaExhaustedError)
+    assert [len(sent_json(call)["inputs"]) for call in mocked.calls] == [3, 1, 1]
+
+
 def test_batch_update_and_archive(adapter, mocked):
     mocked.post(f"{CONTACTS}/batch/update", json={"status": "COMPLETE", "results": [
         {**contact(7, "a@example.com"), "objectWriteTraceId": "0"}]})  # fmt: skip

@@ -335,6 +335,46 @@ def test_a_create_is_never_resent_blindly_and_earlier_creates_keep_their_links(c
     assert OutboxEntry.objects.get().contact.email == "two@example.com"  # looked up again next time
 
 
+def test_a_budget_spent_after_some_writes_says_what_was_written(connection, mocked):
+    from syncapp.exceptions import PartialWriteError
+
+    mocked.post(PERSONS, json={"success": True, "data": person(50, "one@example.com")})
+    mocked.post(PERSONS, status=429, json={"success": False, "error": "Daily token limit reached"})
+
+    with pytest.raises(PartialWriteError) as raised:
+        get_adapter(connection).create_many([ContactRecord(email=f"{n}@example.com") for n in ("one", "two", "three")])
+
+    assert [(result.ok, result.remote_id) for result in raised.value.results] == [(True, "50")]
+    assert isinstance(raised.value.cause, QuotaExhaustedError)
+    assert len(calls(mocked, "POST", "/api/v2/persons")) == 2, "nothing sent after the spent budget"
+
+
+def test_a_budget_spent_during_a_push_links_what_was_written_and_keeps_the_rest_queued(connection, mocked, tenant):
+    from syncapp.models import ContactLink, OutboxEntry
+
+    for name in ("one", "two", "three"):
+        contact_create(tenant=tenant, values={"email": f"{name}@example.com"})
+    mocked.get(f"{PERSONS}/search", json={"success": True, "data": {"items": []}})
+    mocked.post(PERSONS, json={"success": True, "data": person(50, "one@example.com")})
+    mocked.post(PERSONS, status=429, json={"success": False, "error": "Daily token limit reached"})
+
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert (run.status, run.errors) == (SyncRun.Status.FAILED, 0) and "daily" in run.error.lower()
+    connection.refresh_from_db()
+    assert connection.status == CrmConnection.Status.RATE_LIMITED and connection.rate_limited_until
+    link = ContactLink.objects.get()
+    assert (link.contact.email, link.remote_id, link.status) == ("one@example.com", "50", ContactLink.Status.OK)
+    entries = OutboxEntry.objects.filter(connection=connection)
+    assert sorted(entry.contact.email for entry in entries) == [
+        "one@example.com",
+        "three@example.com",
+        "two@example.com",
+    ]
+    assert {(entry.attempts, entry.record_failures) for entry in entries} == {(1, 0)}, "no record failure counted"
+    assert len(calls(mocked, "POST", "/api/v2/persons")) == 2
+
+
 def test_no_permission_on_one_person_is_that_records_error_not_the_connections(connection, mocked, tenant):
     from syncapp.models import ContactLink
 
