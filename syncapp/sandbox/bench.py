@@ -40,7 +40,7 @@ from syncapp.services.pronouns import connection_setup_pronouns
 from syncapp.services.sync import connection_sync
 from syncapp.services.tenants import tenant_create
 
-# The rate limits the benchmark's accounts run with: a HubSpot Free private app (the client's default), Pipedrive Premium.
+# The benchmark's accounts: a HubSpot Free private app (the client's default limit) and Pipedrive Premium.
 ACCOUNT_OPTIONS = {"hubspot": {"tier": "free"}, "pipedrive": {"plan": "premium", "seats": 5}}
 SEED_CHUNK = 5_000
 BACKDATE = 3600  # seconds: seeded CRM records are an hour old, as existing data is
