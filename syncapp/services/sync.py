@@ -341,24 +341,38 @@ class ConnectionSync:
             # wait for a later run.
             pairs = [pair for pair in pairs if id(pair) in results]
         links_by_contact = {link.contact_id: link for link in links}
+        settled = {id(pair) for pair in pairs if self._settled(pair, links_by_contact)}
+        synced, failure = [], None
         # One transaction per batch, not per pair: a commit (an fsync) per contact would bound a large
         # sync by the disk. The contacts the batch writes are locked together at its start.
         with outbox_batch(), transaction.atomic():
             locked = Contact.objects.select_for_update().in_bulk(
-                [pair.contact_id for pair in pairs if pair.contact_id and not self._settled(pair, links_by_contact)]
+                [pair.contact_id for pair in pairs if pair.contact_id and id(pair) not in settled]
             )
-            synced = [
-                pair
-                for pair in pairs
-                if self._apply_pair(
-                    pair,
-                    result=results.get(id(pair)),
-                    planned=local_states.get(pair.contact_id),
-                    link=links_by_contact.get(pair.contact_id),
-                    link_state=link_states.get(pair.contact_id),
-                    locked=locked,
-                )
-            ]
+            for pair in pairs:
+                if id(pair) in settled:
+                    # Nothing to write on either side (an echo, say): no need to lock and re-read the contact.
+                    self._count_pair(pair)
+                    synced.append(pair)
+                    continue
+                try:
+                    # A savepoint per pair: an error on one pair must not undo the others, whose CRM
+                    # writes are done. The run still fails, once the batch is committed.
+                    with transaction.atomic():
+                        applied = self._apply_pair(
+                            pair,
+                            result=results.get(id(pair)),
+                            planned=local_states.get(pair.contact_id),
+                            link=links_by_contact.get(pair.contact_id),
+                            link_state=link_states.get(pair.contact_id),
+                            contact=locked.get(pair.contact_id),
+                        )
+                except Exception as exc:
+                    logger.exception("connection %s: applying contact %s failed", self.connection.pk, pair.contact_id)
+                    failure = failure or exc
+                    continue
+                if applied:
+                    synced.append(pair)
         self.reconciled.update(pair.contact_id for pair in synced if pair.contact_id)
         # Records that sync now are no longer excluded.
         ExcludedRecord.objects.filter(connection=self.connection).filter(
@@ -374,6 +388,8 @@ class ConnectionSync:
         ).delete()
         if stopped is not None:
             raise stopped
+        if failure is not None:
+            raise failure
         if hold:
             self._release_held(only_full=True)
         return plan
@@ -449,8 +465,10 @@ class ConnectionSync:
             or len(self.held) >= self.batch_size
             or time.monotonic() - next(iter(self.held.values())).since > HOLD_AT_MOST
         ):
-            chunk = [self.held.pop(remote_id).remote for remote_id in list(self.held)[: self.batch_size]]
-            self.reconcile(remotes=chunk)
+            chunk = [self.held.pop(remote_id).remote.remote_id for remote_id in list(self.held)[: self.batch_size]]
+            # Read again before writing: a person may have edited the record in the CRM while it waited,
+            # and the write must be planned against that edit (one read per batch of held writes).
+            self.hinted(chunk)
 
     def _count_pair(self, pair: PairPlan) -> None:
         ops = {pair.local_op, pair.remote_op} - {""}
@@ -531,19 +549,16 @@ class ConnectionSync:
         planned: LocalState | None,
         link: ContactLink | None,
         link_state: LinkState | None,
-        locked: dict[int, Contact],
+        contact: Contact | None,
     ) -> bool:
         """Write one pair's app side, link and conflicts; return False when the app refused the change.
 
-        Runs inside the batch's transaction, with the pair's contact in ``locked``.
+        Runs inside the batch's transaction; ``contact`` is the pair's contact, locked and read again
+        for the batch.
         """
         self._count_pair(pair)
-        if result is None and self._settled(pair, {pair.contact_id: link} if link else {}):
-            return True  # nothing to write on either side (an echo, say): no need to lock and re-read the contact
-        contact = None
-        if pair.contact_id:
-            # Locked and read again: a person may have edited the contact while the CRM was written.
-            contact = locked.get(pair.contact_id) or Contact.objects.select_for_update().get(pk=pair.contact_id)
+        if contact is not None:
+            # A person may have edited the contact while the CRM was written.
             pair = rebase_on_concurrent_edit(pair=pair, planned=planned, current=_local_state(contact), link=link_state)
         try:
             contact = self._write_local(pair, contact)

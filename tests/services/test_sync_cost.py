@@ -52,10 +52,12 @@ def test_a_first_full_sync_lists_once_and_writes_in_full_batches(tenant, unique_
     # One catch-up read of what changed since the listing began, where the CRM takes duplicates;
     # where it refuses them, a create racing a CRM user links instead (see the next test).
     catch_up = 0 if unique_emails else 1
-    expected = {"list_all": math.ceil(records / crm.page_size), "update_many": math.ceil(updates / batch)}
+    # Held updates are read again, a batch at a time, just before they are written.
+    writes = {"update_many": math.ceil(updates / batch), "read_many": math.ceil(updates / batch)}
+    expected = {"list_all": math.ceil(records / crm.page_size), **writes}
     expected |= {"create_many": math.ceil(creates / batch)} | ({"list_changed": catch_up} if catch_up else {})
     assert crm.call_counts() == expected
-    assert run.api_calls == 3 + catch_up + 1 + 1
+    assert run.api_calls == 3 + catch_up + 1 + 1 + 1
     assert (run.created, run.updated) == (creates + records - len(shared), updates)
     assert Contact.objects.count() == len(crm.live()) == records + creates == ContactLink.objects.count()
     for rid, values in crm.live().items():
@@ -74,6 +76,24 @@ def test_a_listing_holds_its_crm_writes_until_a_batch_is_full(tenant, settings):
     assert crm.call_counts()["update_many"] == math.ceil(len(shared) / 4)  # not 2 per page
     assert crm.call_counts()["create_many"] == math.ceil((40 - len(shared)) / 4)
     assert all(values["phone"] == "+1 555" for values in crm.live().values() if values["email"] in shared)
+
+
+def test_a_crm_edit_made_while_a_write_is_held_is_not_overwritten(tenant):
+    connection, crm = make_connection(tenant)
+    crm.page_size = 2
+    held = crm.user_create(email="ann@example.com", job_title="Old")
+    crm.user_create(email="bob@example.com")
+    crm.user_create(email="cy@example.com")
+    contact = contact_create(tenant=tenant, values={"email": "ann@example.com", "phone": "+1 555"})
+    # Ann's record needs the app's phone; while that write waits for a batch, a CRM user edits her.
+    crm.after_listing_page[2] = lambda: crm.user_edit(held, job_title="Edited in the CRM", phone="+1 777")
+
+    sync(connection, full=True)
+
+    contact.refresh_from_db()
+    # The held write was planned against the record as it is now: the CRM's edit wins and reaches the app.
+    assert crm.live()[held]["job_title"] == contact.job_title == "Edited in the CRM"
+    assert crm.live()[held]["phone"] == contact.phone == "+1 777"
 
 
 def test_a_held_write_is_planned_again_with_a_later_page_that_shares_its_email(tenant):

@@ -5,7 +5,7 @@ import pytest
 from syncapp.models import Contact, ContactLink, OutboxEntry, SyncConflict, SyncRun
 from syncapp.services.connections import ConnectionLock
 from syncapp.services.contacts import contact_create, contact_update
-from syncapp.services.sync import connection_sync
+from syncapp.services.sync import ConnectionSync, connection_sync
 from tests.conftest import make_connection
 
 pytestmark = pytest.mark.django_db
@@ -305,3 +305,24 @@ def test_a_quota_met_by_a_later_write_call_of_a_batch_keeps_the_earlier_calls_wr
     assert not OutboxEntry.objects.exists()
     for link in ContactLink.objects.filter(connection=connection).select_related("contact"):
         assert link.contact.phone == crm.live()[link.remote_id]["phone"] == f"crm {link.remote_id}"
+
+
+def test_an_error_applying_one_pair_keeps_the_rest_of_its_batch(tenant, monkeypatch):
+    connection, crm = make_connection(tenant)
+    for name in ("ann", "bob", "cy"):
+        contact_create(tenant=tenant, values={"email": f"{name}@example.com"})
+    original = ConnectionSync._record_conflicts
+
+    def record_conflicts(self, link, pair):
+        if link.contact.email == "bob@example.com":
+            raise RuntimeError("a bug on one pair")
+        return original(self, link, pair)
+
+    monkeypatch.setattr(ConnectionSync, "_record_conflicts", record_conflicts)
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    # The run fails, but the pairs the CRM took in the same batch keep their links: only Bob's is lost.
+    assert run.status == SyncRun.Status.FAILED and "a bug on one pair" in run.error
+    assert len(crm.live()) == 3
+    linked = set(ContactLink.objects.filter(remote_id__isnull=False).values_list("contact__email", flat=True))
+    assert linked == {"ann@example.com", "cy@example.com"}
