@@ -5,7 +5,9 @@
         --spec hubspot=../shared/specs/hubspot/v3/contacts.json --spec pipedrive=../shared/specs/pipedrive/v2.yaml
 
 The log is what ``crm_sandbox --request-log FILE`` writes: one JSON object per API request, with
-``provider``, ``method``, ``path`` (the real API path), ``query`` (a dict of lists), ``body`` and ``status``.
+``provider``, ``method``, ``path`` (the real API path), ``query`` (a dict of lists), ``body`` (with
+``body_format``: ``form`` marks a form body logged as a dict of its fields) and ``status``; secret values
+are logged as ``[redacted]``, which leaves the keys to check.
 For every distinct (provider, method, path template) in the log the script reports whether a spec
 declares the operation, whether every query parameter sent is declared for it, and whether the body's
 top-level keys (and the keys of objects one level down, such as the items of ``inputs``) are declared in
@@ -226,6 +228,8 @@ def body_of(entry: dict) -> tuple[str | None, object]:
     body = entry.get("body")
     if body is None or body == "":
         return None, None
+    if entry.get("body_format") == "form" and isinstance(body, dict):  # the sandbox logs form fields as a dict
+        return "form", body
     if isinstance(body, (dict, list)):
         return "json", body
     if isinstance(body, str) and re.fullmatch(r"[^=&\s]+=[^&\s]*(&[^=&\s]+=[^&\s]*)*", body):

@@ -8,6 +8,25 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
+REDACTED = "[redacted]"
+# Keys whose values the request log never shows (also any key ending in _secret or _token).
+SECRET_KEYS = frozenset(
+    {"client_secret", "refresh_token", "code", "access_token", "http_auth_password", "password", "token"}
+)
+
+
+def is_secret(key) -> bool:
+    return isinstance(key, str) and (key in SECRET_KEYS or key.endswith(("_secret", "_token")))
+
+
+def redact(data):
+    """``data`` (parsed JSON, form fields) with the values of secret keys, at any depth, replaced."""
+    if isinstance(data, dict):
+        return {key: REDACTED if is_secret(key) else redact(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [redact(item) for item in data]
+    return data
+
 
 @dataclass
 class Request:
@@ -42,14 +61,26 @@ class Request:
             raise ApiError(400, {"message": "The request body must be a JSON object."})
         return data
 
-    def log_body(self):
-        """The body as it goes into the request log: parsed JSON where it is JSON, else text."""
+    def log_body(self) -> tuple[str | None, object]:
+        """("json" | "form" | "text" | None, the body) as the request log shows it, secret values redacted.
+
+        JSON is parsed, a form-encoded body becomes a dict of its fields, anything else stays text.
+        """
         if not self.body:
-            return None
+            return None, None
         try:
-            return json.loads(self.body)
+            return "json", redact(json.loads(self.body))
         except ValueError:
-            return self.body.decode("utf-8", "replace")
+            pass
+        text = self.body.decode("utf-8", "replace")
+        try:
+            fields = parse_qs(text, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            return "text", text
+        return "form", redact({name: values[-1] for name, values in fields.items()})
+
+    def log_query(self) -> dict[str, list[str]]:
+        return {name: [REDACTED] * len(values) if is_secret(name) else values for name, values in self.query.items()}
 
 
 @dataclass
@@ -104,6 +135,23 @@ class Route:
 @functools.cache
 def _compile(pattern: str) -> re.Pattern:
     return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "/?$")
+
+
+@functools.cache
+def _secret_params(pattern: str) -> tuple[str, ...]:
+    return tuple(name for name in re.findall(r"\{(\w+)\}", pattern) if is_secret(name))
+
+
+def mask_path(routes: list[Route], path: str) -> str:
+    """``path`` with the segments a route names as secret (``{token}``) replaced, for logs."""
+    for route in routes:
+        secret = _secret_params(route.pattern)
+        found = secret and route.regex.match(path)
+        if found:
+            for name in sorted(secret, key=found.start, reverse=True):
+                path = path[: found.start(name)] + REDACTED + path[found.end(name) :]
+            return path
+    return path
 
 
 def match_route(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from .delivery import WebhookDispatcher
-from .http import ApiError, Request, Response
+from .http import ApiError, Request, Response, mask_path
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,8 @@ class Sandbox:
         return Response.json(int(kind), {"status": "error", "message": f"Sandbox fault: {kind}", "success": False})
 
     def _record(self, account, request: Request, response: Response, label: str) -> None:
+        # Secrets stay out of the log: a path's token segment and secret query and body values are masked.
+        body_format, body = request.log_body()
         with self.log_lock:
             self.log_sequence += 1
             entry = {
@@ -165,16 +167,26 @@ class Sandbox:
                 "provider": account.provider,
                 "account_id": account.account_id,
                 "method": request.method,
-                "path": request.path,
+                "path": mask_path(account.routes, request.path),
                 "endpoint": label,
-                "query": request.query,
-                "body": request.log_body(),
+                "query": request.log_query(),
+                "body": body,
+                "body_format": body_format,
                 "status": response.status if not response.drop else "dropped",
             }
             self.log.append(entry)
             if self.log_file:
                 self.log_file.write(json.dumps(entry) + "\n")
                 self.log_file.flush()
+
+    def log_path(self, path: str) -> str:
+        """A full sandbox path (``/<provider>/<account id>/...``) with its secret segments masked."""
+        provider, _, rest = path.lstrip("/").partition("/")
+        account_id, _, rest = rest.partition("/")
+        account_class = self.classes.get(provider)
+        if account_class is None:  # the control API or an unknown provider: nothing secret
+            return path
+        return f"/{provider}/{account_id}" + mask_path(account_class.routes, "/" + rest)
 
     def requests_since(self, after: int = 0, **filters) -> list[dict]:
         with self.log_lock:
@@ -232,8 +244,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
+    def log_request(self, code="-", size="-") -> None:
+        # Not the base class's raw request line: GET /oauth/v1/access-tokens/{token} carries a token.
+        path = self.server.sandbox.log_path(urlsplit(getattr(self, "path", "")).path)  # unset for a bad request line
+        logger.debug("sandbox: %s %s %s", self.command, path, code)
+
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        logger.debug("sandbox: " + format, *args)
+        # Only errors reach here now; their message can quote the raw request line, so it is left out.
+        logger.debug("sandbox: HTTP error %s", args[0] if args else "")
 
 
 class SandboxServer:

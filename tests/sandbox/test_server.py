@@ -1,7 +1,10 @@
 """The sandbox server: unknown accounts, the control API, the request log and faults."""
 
+import base64
 import json
+import logging
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -271,3 +274,112 @@ def test_malformed_requests_get_a_400_not_a_sandbox_failure(crm_sandbox, provide
 
 def test_webhooks_wait_refuses_a_timeout_that_is_not_a_number(control):
     assert control.call("POST", "/webhooks/wait", {"timeout": "soon"}).status_code == 400
+
+
+def _authorize_code(account, redirect):
+    authorize = requests.get(
+        f"{account.base_url}/oauth/authorize",
+        params={"client_id": account.client_id, "redirect_uri": redirect, "state": "s"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    return parse_qs(urlsplit(authorize.headers["Location"]).query)["code"][0]
+
+
+def _oauth_and_webhook_requests(server) -> tuple[dict[str, str], list[dict]]:
+    """Drive every request that sends a secret; return the secrets sent and the log entries of the requests."""
+    redirect = "http://localhost:8000/oauth/callback/"
+    hubspot = server.sandbox.account_create("hubspot", rate_limits=False, client_secret="hs-client-secret-1")
+    pipedrive = server.sandbox.account_create("pipedrive", rate_limits=False, client_secret="pd-client-secret-1")
+
+    hubspot_code = _authorize_code(hubspot, redirect)
+    client = {"client_id": hubspot.client_id, "client_secret": hubspot.client_secret, "redirect_uri": redirect}
+    exchange = {**client, "grant_type": "authorization_code", "code": hubspot_code}
+    tokens = requests.post(f"{hubspot.base_url}/oauth/v1/token", data=exchange, timeout=10).json()
+    refresh = {**client, "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    refreshed = requests.post(f"{hubspot.base_url}/oauth/v1/token", data=refresh, timeout=10).json()
+    info = requests.get(f"{hubspot.base_url}/oauth/v1/access-tokens/{refreshed['access_token']}", timeout=10)
+    assert info.status_code == 200
+    secrets = {
+        "hubspot client secret": hubspot.client_secret,
+        "hubspot code": hubspot_code,
+        "hubspot refresh token": tokens["refresh_token"],
+        "hubspot second refresh token": refreshed["refresh_token"],
+        "hubspot access token": refreshed["access_token"],
+    }
+
+    pipedrive_code = _authorize_code(pipedrive, redirect)
+    credentials = base64.b64encode(f"{pipedrive.client_id}:{pipedrive.client_secret}".encode()).decode()
+    basic = {"Authorization": f"Basic {credentials}"}
+    form = {"grant_type": "authorization_code", "code": pipedrive_code, "redirect_uri": redirect}
+    tokens = requests.post(f"{pipedrive.base_url}/oauth/token", data=form, headers=basic, timeout=10).json()
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert requests.post(f"{pipedrive.base_url}/oauth/token", data=form, headers=basic, timeout=10).ok
+    hook = {
+        "subscription_url": "https://app.example.com/webhooks/pipedrive/",
+        "event_action": "*",
+        "event_object": "person",
+        "name": "contactsync",
+        "http_auth_user": "contactsync",
+        "http_auth_password": "hook-password-1",
+    }
+    created = requests.post(
+        f"{pipedrive.base_url}/v1/webhooks", json=hook, headers={"x-api-token": pipedrive.token}, timeout=10
+    )
+    assert created.status_code == 201
+    secrets |= {
+        "pipedrive client secret": pipedrive.client_secret,
+        "pipedrive code": pipedrive_code,
+        "pipedrive refresh token": tokens["refresh_token"],
+        "webhook password": "hook-password-1",
+    }
+
+    entries = server.sandbox.requests_since()
+    assert [(e["method"], e["endpoint"], e["status"]) for e in entries] == [
+        ("GET", "GET /oauth/authorize", 302),
+        ("POST", "POST /oauth/v1/token", 200),
+        ("POST", "POST /oauth/v1/token", 200),
+        ("GET", "GET /oauth/v1/access-tokens/{token}", 200),
+        ("GET", "GET /oauth/authorize", 302),
+        ("POST", "POST /oauth/token", 200),
+        ("POST", "POST /oauth/token", 200),
+        ("POST", "POST /v1/webhooks", 201),
+    ]
+    return secrets, entries
+
+
+def test_the_request_log_redacts_oauth_secrets_tokens_and_webhook_passwords(tmp_path, caplog):
+    path = tmp_path / "requests.jsonl"
+    caplog.set_level(logging.DEBUG, logger="syncapp.sandbox.server")
+    with SandboxServer(request_log=str(path)) as server:
+        secrets, entries = _oauth_and_webhook_requests(server)
+        served = requests.get(f"{server.url}/_sandbox/requests", timeout=10).text
+        # A faulted request is logged too: its path is masked the same way.
+        server.sandbox.faults_set(rate=1, kinds=["503"])
+        hubspot = next(a for a in server.sandbox.accounts.values() if a.provider == "hubspot")
+        requests.get(f"{hubspot.base_url}/oauth/v1/access-tokens/{secrets['hubspot access token']}", timeout=10)
+        fault = server.sandbox.requests_since()[-1]
+
+    written = path.read_text()
+    for name, secret in secrets.items():
+        assert secret not in served, name
+        assert secret not in written, name
+        assert secret not in caplog.text, name
+    # The keys stay, with their values redacted, so scripts/check_request_log.py can check them.
+    exchange, refresh, info = entries[1], entries[2], entries[3]
+    assert exchange["body_format"] == "form"
+    assert exchange["body"] == {
+        "client_id": "sandbox-client-id",
+        "client_secret": "[redacted]",
+        "redirect_uri": "http://localhost:8000/oauth/callback/",
+        "grant_type": "authorization_code",
+        "code": "[redacted]",
+    }
+    assert refresh["body"]["refresh_token"] == "[redacted]" and refresh["body"]["grant_type"] == "refresh_token"
+    assert info["path"] == "/oauth/v1/access-tokens/[redacted]"
+    assert entries[5]["body"]["code"] == "[redacted]" and entries[6]["body"]["refresh_token"] == "[redacted]"
+    webhook = entries[7]
+    assert webhook["body_format"] == "json"
+    assert webhook["body"]["http_auth_password"] == "[redacted]" and webhook["body"]["http_auth_user"] == "contactsync"
+    assert fault["endpoint"] == "fault" and fault["path"] == "/oauth/v1/access-tokens/[redacted]"
+    assert "/oauth/v1/access-tokens/[redacted]" in caplog.text  # the debug line keeps method and masked path
