@@ -43,12 +43,15 @@ REDACTED_BODY = json.dumps({"redacted": "privacy deletion"})
 def webhook_event_record(
     *, provider: str, notices: list[WebhookNotice], connection: CrmConnection | None = None
 ) -> list[WebhookEvent]:
-    """Store each notice in the inbox and return the events this call created.
+    """Store each notice in the inbox; return the events of this delivery that were not stored before it.
 
-    A notice already stored (same dedupe key) is a duplicate delivery and creates nothing. Each
-    event goes to the connection of its account; ``connection`` (from a per-connection URL)
-    restricts that to one connection. An event from an unknown account, for a disconnected
-    connection or of a type the provider does not process is stored as ignored.
+    A notice already stored (same dedupe key) is a duplicate delivery and creates nothing; a notice
+    repeated within the delivery is stored and returned once. In a race with a concurrent delivery of
+    the same event both calls may return it, which is harmless: processing re-reads the CRM. An event
+    that is not in the inbox after the insert raises IntegrityError, so the delivery is answered with
+    a 500 and the CRM retries it. Each event goes to the connection of its account; ``connection``
+    (from a per-connection URL) restricts that to one connection. An event from an unknown account,
+    for a disconnected connection or of a type the provider does not process is stored as ignored.
     """
     handler = get_webhook_handler(provider)
     connections = CrmConnection.objects.filter(
@@ -87,7 +90,12 @@ def webhook_event_record(
         )
     # A concurrent delivery of the same event may have stored it meanwhile: the unique key keeps one.
     WebhookEvent.objects.bulk_create(created.values(), ignore_conflicts=True)
-    return list(WebhookEvent.objects.filter(dedupe_key__in=created).order_by("pk"))
+    events = list(WebhookEvent.objects.filter(dedupe_key__in=created).order_by("pk"))
+    # SQLite's INSERT OR IGNORE also skips a row that fails NOT NULL or CHECK, without a word.
+    missing = created.keys() - {event.dedupe_key for event in events}
+    if missing:
+        raise IntegrityError(f"{len(missing)} {provider} webhook event(s) were not stored: {sorted(missing)[:5]}")
+    return events
 
 
 def webhook_process_schedule(*, connection_id: int, delay: float = 0) -> None:

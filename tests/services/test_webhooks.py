@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.db import IntegrityError
 from django_q.models import Schedule
 
 from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, WebhookEvent
@@ -67,6 +68,23 @@ def test_a_duplicate_is_a_no_op(hubspot):
     assert receive(event("contact.propertyChange", attemptNumber=2)) == []
     assert receive(event("contact.propertyChange"), event("contact.propertyChange")) == []
     assert list(WebhookEvent.objects.all()) == [first]
+
+
+def test_a_new_event_twice_in_one_delivery_is_stored_and_returned_once(hubspot):
+    (stored,) = receive(event("contact.creation"), event("contact.creation"))
+
+    assert list(WebhookEvent.objects.all()) == [stored]
+    assert stored.status == WebhookEvent.Status.PENDING
+
+
+def test_an_event_the_insert_skipped_is_an_error_not_a_silent_loss(hubspot, monkeypatch):
+    # SQLite's INSERT OR IGNORE skips a row failing NOT NULL or CHECK as silently as a duplicate.
+    monkeypatch.setattr(WebhookEvent.objects, "bulk_create", lambda objs, **options: [])
+
+    with pytest.raises(IntegrityError, match="1 hubspot webhook event"):
+        receive(event("contact.creation"))
+
+    assert not WebhookEvent.objects.exists()
 
 
 def test_unknown_account_is_ignored_and_never_reaches_another_tenant(tenant, hubspot):

@@ -439,6 +439,17 @@ def test_duplicated_delivery_is_stored_once(hubspot, broker, django_capture_on_c
 
 
 @pytest.mark.django_db
+def test_an_event_the_inbox_did_not_store_answers_500_so_hubspot_retries(hubspot, broker, monkeypatch):
+    monkeypatch.setattr(WebhookEvent.objects, "bulk_create", lambda objs, **options: [])  # a row skipped silently
+
+    response = post(Client(raise_request_exception=False), load_events("contact.creation"))
+
+    assert response.status_code == 500
+    assert not WebhookEvent.objects.exists()
+    assert queued_tasks(broker) == []
+
+
+@pytest.mark.django_db
 def test_unknown_portal_is_recorded_as_ignored_and_reaches_no_tenant(
     tenant, broker, django_capture_on_commit_callbacks
 ):
