@@ -8,6 +8,7 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from syncapp.models import Tenant
 
@@ -48,3 +49,12 @@ def test_bench_sync_reports_calls_against_the_minimum_and_a_naive_baseline(capsy
     assert hubspot["push"]["api_calls"] == 2  # a batch read and a batch update
     # The benchmark removes the tenants it made.
     assert not Tenant.objects.filter(slug__startswith="bench-").exists()
+
+
+def test_bench_sync_refuses_to_run_in_production(settings):
+    settings.IS_PRODUCTION = True
+
+    with pytest.raises(CommandError, match="DJANGO_ENV=production"):
+        call_command("bench_sync", "--contacts", "60", "--only", "initial", "--json")
+
+    assert not Tenant.objects.exists()

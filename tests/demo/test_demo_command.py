@@ -4,8 +4,9 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
-from syncapp.models import Contact, CrmConnection, SyncConflict, WebhookEvent
+from syncapp.models import Contact, CrmConnection, SyncConflict, Tenant, WebhookEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,3 +40,12 @@ def test_demo_once_syncs_every_side_to_agreement(demo_settings, capsys):
 def test_demo_refuses_too_few_contacts(demo_settings):
     with pytest.raises(Exception, match="at least 8"):
         call_command("demo", "--no-serve", "--contacts", "3")
+
+
+def test_demo_refuses_to_run_in_production(demo_settings):
+    demo_settings.IS_PRODUCTION = True
+
+    with pytest.raises(CommandError, match="DJANGO_ENV=production"):
+        call_command("demo", "--no-serve", "--contacts", "12")
+
+    assert not Tenant.objects.exists()

@@ -38,6 +38,11 @@ class Command(BaseCommand):
         parser.add_argument("--record", nargs="?", const=str(settings.BASE_DIR / "docs" / "benchmarks.md"), default="")
 
     def handle(self, *args, **options):
+        if settings.IS_PRODUCTION:
+            raise CommandError(
+                "bench_sync creates and deletes tenants: it does not run with DJANGO_ENV=production. "
+                "Point it at a development database."
+            )
         parts = [part for part in options["only"].split(",") if part]
         unknown = set(parts) - set(PARTS)
         if unknown:

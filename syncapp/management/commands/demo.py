@@ -34,6 +34,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, no_serve, contacts, sandbox_url, host, port, sandbox_port, edit_every, **options):
+        if settings.IS_PRODUCTION:
+            raise CommandError(
+                "The demo resets tenant 'demo' and makes user 'demo' a superuser: it does not run with "
+                "DJANGO_ENV=production. Point it at a development database."
+            )
         if contacts < 8:
             raise CommandError("--contacts must be at least 8, so that every side overlaps with the others.")
         logging.getLogger("django-q").setLevel(logging.WARNING)
