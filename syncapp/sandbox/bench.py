@@ -7,9 +7,6 @@ memory (RSS sampled while the part runs). Seeding is not measured.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import math
 import os
@@ -33,6 +30,7 @@ from django_q.brokers import get_broker
 
 from syncapp.models import Contact, CrmConnection, Tenant, WebhookEvent
 from syncapp.providers import get_adapter
+from syncapp.providers.hubspot.webhooks import signature_uri, signature_v3
 from syncapp.sandbox.client import SandboxClient
 from syncapp.services.connections import connection_create
 from syncapp.services.contacts import contact_update
@@ -406,8 +404,9 @@ class Bench:
             ]
             body = json.dumps(events).encode()
             timestamp = str(int(time.time() * 1000))
-            message = b"POST" + url.encode() + body + timestamp.encode()
-            signature = base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+            signature = signature_v3(
+                secret=secret, method="POST", uri=signature_uri(url), body=body, timestamp=timestamp
+            )
             headers = {
                 "Content-Type": "application/json",
                 "X-HubSpot-Signature-v3": signature,
