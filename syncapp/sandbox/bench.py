@@ -179,10 +179,9 @@ class Bench:
             credentials={"access_token": account["token"]},
             api_base_url=account["base_url"],
         )
-        # The client paces itself at the account's own limit.
-        connection.rate_limit = round(profile["requests_per_second"] * settings.RATE_LIMIT_WINDOW / 1000)
-        if provider == "pipedrive":
-            connection.rate_limit = round(profile["requests_per_second"] * 2)  # Pipedrive's window is 2 s
+        # The client paces itself at the account's own limit: requests per the account's window, which is
+        # the window each client counts over (HubSpot's RATE_LIMIT_WINDOW is 10 s by default, as HubSpot's).
+        connection.rate_limit = round(profile["requests_per_second"] * profile["window_ms"] / 1000)
         connection.save(update_fields=["rate_limit"])
         connection_setup_pronouns(connection=connection)
         self.progress(f"  seeding {len(data.app)} app contacts and {len(data.crm)} {provider} records")

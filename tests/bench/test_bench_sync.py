@@ -11,6 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from syncapp.models import Tenant
+from syncapp.sandbox.bench import Bench, Dataset
+from syncapp.sandbox.client import SandboxClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,6 +51,18 @@ def test_bench_sync_reports_calls_against_the_minimum_and_a_naive_baseline(capsy
     assert hubspot["push"]["api_calls"] == 2  # a batch read and a batch update
     # The benchmark removes the tenants it made.
     assert not Tenant.objects.filter(slug__startswith="bench-").exists()
+
+
+@pytest.mark.parametrize("provider", ["hubspot", "pipedrive"])
+def test_bench_connections_pace_at_the_accounts_own_burst_limit(crm_sandbox, provider):
+    bench = Bench(SandboxClient(crm_sandbox.url), progress=lambda line: None)
+    try:
+        connection, _ = bench.setup(provider, Dataset(app=range(0), crm=range(0)), label="limit")
+    finally:
+        bench.cleanup()
+
+    # HubSpot Free: 100 per 10 s (the client's RATE_LIMIT_WINDOW); Pipedrive Premium: 100 per 2 s.
+    assert connection.rate_limit == 100
 
 
 def test_bench_sync_refuses_to_run_in_production(settings):

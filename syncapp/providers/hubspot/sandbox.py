@@ -838,5 +838,6 @@ class HubspotSandboxAccount(SandboxAccount):
                 "list_page_limit": LIST_LIMIT,
                 "write_batch_limit": BATCH_LIMIT,
                 "requests_per_second": self.window.limit * 1000 / WINDOW_MS,
+                "window_ms": WINDOW_MS,  # the window the burst limit is counted over
             },
         }

@@ -740,5 +740,6 @@ class PipedriveSandboxAccount(SandboxAccount):
                 "list_page_limit": PAGE_LIMIT,
                 "write_batch_limit": 1,
                 "requests_per_second": self.bursts["token"] * 1000 / BURST_WINDOW_MS,
+                "window_ms": BURST_WINDOW_MS,  # the window the burst limit is counted over
             },
         }
