@@ -69,6 +69,10 @@ class PartialWriteError(SyncError):
         self.cause = cause
 
 
+class WebhooksNotSupportedError(ValidationError):
+    """The provider's API cannot register webhooks (HubSpot's are set once, in the app's settings)."""
+
+
 class ProviderNotConfiguredError(SyncError):
     """No adapter is registered for a connection's provider id."""
 

@@ -85,11 +85,15 @@ class Sandbox:
 
     # Accounts ---------------------------------------------------------------------------
 
-    def account_create(self, provider: str, *, account_id: str = "", **options):
+    def account_create(self, provider: str, *, account_id: str = "", webhook_target: str = "", **options):
+        """A new account; ``webhook_target`` (the app's base URL) overrides the sandbox's for this account."""
         if provider not in self.classes:
             raise ApiError(
                 400, {"message": f"Unknown provider {provider!r}; known: {', '.join(sorted(self.classes))}."}
             )
+        if not isinstance(webhook_target, str):
+            raise ApiError(400, {"message": "webhook_target must be a URL string."})
+        target = webhook_target.rstrip("/") or self.webhook_target
         with self.log_lock:
             if not account_id:
                 self.next_account_id += 1
@@ -99,8 +103,8 @@ class Sandbox:
             account_class = self.classes[provider]
             webhooks = options.setdefault("webhooks", {})
             webhooks.setdefault("secret", self.webhook_secret)
-            if self.webhook_target and account_class.default_webhook_path:
-                webhooks.setdefault("url", self.webhook_target + account_class.default_webhook_path)
+            if target and account_class.default_webhook_path:
+                webhooks.setdefault("url", target + account_class.default_webhook_path)
             try:
                 account = account_class(account_id=str(account_id), dispatcher=self.dispatcher, **options)
             except (TypeError, ValueError) as exc:

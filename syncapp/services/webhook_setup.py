@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from django.urls import reverse
 
-from syncapp.exceptions import ValidationError
+from syncapp.exceptions import ValidationError, WebhooksNotSupportedError
 from syncapp.models import CrmConnection
 from syncapp.providers import get_adapter
 from syncapp.providers.pipedrive.webhooks import PASSWORD_KEY, USER_KEY
@@ -41,7 +41,7 @@ def connection_setup_webhooks(*, connection: CrmConnection, base_url: str) -> li
     adapter = get_adapter(connection)
     register = getattr(adapter, "register_webhooks", None)
     if register is None:
-        raise ValidationError(f"Provider '{connection.provider}' does not support registering webhooks.")
+        raise WebhooksNotSupportedError(f"Provider '{connection.provider}' does not support registering webhooks.")
     user = f"{WEBHOOK_USER_PREFIX}{secrets.token_urlsafe(9)}"
     password = secrets.token_urlsafe(32)
     connection.credentials = {**connection.credentials, USER_KEY: user, PASSWORD_KEY: password}

@@ -383,3 +383,14 @@ def test_the_request_log_redacts_oauth_secrets_tokens_and_webhook_passwords(tmp_
     assert webhook["body"]["http_auth_password"] == "[redacted]" and webhook["body"]["http_auth_user"] == "contactsync"
     assert fault["endpoint"] == "fault" and fault["path"] == "/oauth/v1/access-tokens/[redacted]"
     assert "/oauth/v1/access-tokens/[redacted]" in caplog.text  # the debug line keeps method and masked path
+
+
+def test_an_accounts_webhook_target_sets_its_default_webhook_url(crm_sandbox, control):
+    created = control.ok("POST", "/accounts", {"provider": "hubspot", "webhook_target": "http://app.example:8000/"})
+    assert created["webhook_url"] == "http://app.example:8000/webhooks/hubspot/"
+    given = {"provider": "hubspot", "webhook_target": "http://app.example", "webhooks": {"url": "http://x.example/h"}}
+    assert control.ok("POST", "/accounts", given)["webhook_url"] == "http://x.example/h"
+    pipedrive = control.ok("POST", "/accounts", {"provider": "pipedrive", "webhook_target": "http://app.example"})
+    account = control.ok("GET", f"/accounts/pipedrive/{pipedrive['account_id']}")
+    assert account["webhooks"]["url"] == ""  # Pipedrive delivers to its registered webhooks
+    assert control.call("POST", "/accounts", {"provider": "hubspot", "webhook_target": 5}).status_code == 400
