@@ -484,3 +484,151 @@ def sandbox_process(port: int) -> subprocess.Popen:
     )
     wait_for_port(port)
     return process
+
+
+# The report -----------------------------------------------------------------------------------
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def render(results: dict) -> str:
+    """The results as the Markdown that bench_sync prints and --record appends to docs/benchmarks.md."""
+    lines = [f"{results['machine']}; database {results['database']}, broker {results['broker']}.", ""]
+    naive = {item["provider"]: item for item in results.get("naive", [])}
+    if results.get("initial"):
+        lines += [
+            "Initial sync (half of each side overlapping):",
+            "",
+            _row(
+                [
+                    "provider",
+                    "contacts/side",
+                    "status",
+                    "seconds",
+                    "API calls",
+                    "minimum",
+                    "calls/min",
+                    "rate-limit bound s",
+                    "time/bound",
+                    "naive s",
+                    "naive/ours",
+                    "DB queries",
+                    "peak RSS MB",
+                ]
+            ),  # fmt: skip
+            _row(["---"] * 13),
+        ]
+        for item in results["initial"]:
+            base = naive.get(item["provider"])
+            naive_seconds = base["extrapolated_seconds"] if base else ""
+            ratio = round(naive_seconds / item["seconds"], 1) if base and item["seconds"] else ""
+            lines.append(
+                _row(
+                    [
+                        item["provider"],
+                        item["contacts_per_side"],
+                        item["status"],
+                        item["seconds"],
+                        item["api_calls"],
+                        item["minimum_calls"],
+                        item["calls_vs_minimum"],
+                        item["rate_limit_bound_seconds"],
+                        item["time_vs_bound"],
+                        naive_seconds,
+                        ratio,
+                        item["db_queries"],
+                        item["peak_rss_mb"],
+                    ]
+                )  # fmt: skip
+            )
+        lines.append("")
+        for item in results["initial"]:
+            lines.append(f"- {item['provider']} calls by endpoint: {_endpoints(item['api_calls_by_endpoint'])}")
+        lines.append("")
+    if naive:
+        lines += ["Naive baseline (one API call per contact, same data):", ""]
+        for item in naive.values():
+            lines.append(
+                f"- {item['provider']}: {item['contacts_run']} of {item['contacts_per_side']} app contacts in "
+                f"{item['seconds']} s with {item['api_calls']} calls ({_endpoints(item['api_calls_by_endpoint'])}); "
+                f"for all: {item['extrapolated_seconds']} s, {item['extrapolated_api_calls']} calls"
+                + (" (extrapolated linearly)" if item["contacts_run"] < item["contacts_per_side"] else "")
+            )
+        lines.append("")
+    if results.get("incremental"):
+        lines += [
+            "Incremental sync among linked contacts:",
+            "",
+            _row(
+                [
+                    "provider",
+                    "linked",
+                    "link sync s",
+                    "link sync calls",
+                    "link sync peak RSS MB",
+                    "changes",
+                    "pull calls",
+                    "pull queries",
+                    "pull s",
+                    "push calls",
+                    "push queries",
+                    "push s",
+                ]
+            ),  # fmt: skip
+            _row(["---"] * 12),
+        ]
+        for item in results["incremental"]:
+            link, pull, push = item["link_sync"], item["pull"], item["push"]
+            lines.append(
+                _row(
+                    [
+                        item["provider"],
+                        item["linked"],
+                        link["seconds"],
+                        link["api_calls"],
+                        link["peak_rss_mb"],
+                        item["changes"],
+                        pull["api_calls"],
+                        pull["db_queries"],
+                        pull["seconds"],
+                        push["api_calls"],
+                        push["db_queries"],
+                        push["seconds"],
+                    ]
+                )  # fmt: skip
+            )
+        lines.append("")
+        for item in results["incremental"]:
+            lines.append(
+                f"- {item['provider']} pull: {_endpoints(item['pull']['api_calls_by_endpoint'])}; "
+                f"push: {_endpoints(item['push']['api_calls_by_endpoint'])}"
+            )
+        lines.append("")
+    if results.get("queries"):
+        lines += ["Queries of the same incremental sync at other sizes (they must not grow with N):", ""]
+        for provider, sizes in results["queries"].items():
+            shown = ", ".join(
+                f"N={size}: pull {q['pull_queries']}, push {q['push_queries']}" for size, q in sizes.items()
+            )
+            lines.append(f"- {provider}: {shown}")
+        lines.append("")
+    if results.get("webhooks"):
+        hooks = results["webhooks"]
+        lines += [
+            "HubSpot webhooks under gunicorn:",
+            "",
+            f"- ingest: {hooks['accepted_batches']}/{2 * hooks['batches']} batches of 100 accepted; "
+            f"{hooks['events_per_second']} events/s with 8 senders as fast as answered; at "
+            f"{hooks['offered_events_per_second']:g} events/s offered, acknowledgement p50 {hooks['ack_p50_ms']} ms, "
+            f"p99 {hooks['ack_p99_ms']} ms ({hooks['gunicorn_workers']} gunicorn workers)",
+            f"- webhook to contact updated (django-q2 cluster): p50 {hooks['update_latency_p50_ms']} ms, "
+            f"p95 {hooks['update_latency_p95_ms']} ms ({hooks['updates_seen']}/{hooks['updates_sent']} seen)",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _endpoints(calls: dict) -> str:
+    return ", ".join(f"{name} x{count}" for name, count in sorted(calls.items(), key=lambda kv: -kv[1]))
