@@ -41,6 +41,12 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, TransientProviderError) and (exc.retry_after or 0) <= MAX_INLINE_WAIT
 
 
+def _refused_before_acting(exc: BaseException) -> bool:
+    # A 429 is answered before the CRM does anything, so even a request that must not be repeated
+    # blindly (a create where duplicates are allowed) can be sent again.
+    return isinstance(exc, RateLimitedError) and exc.status == 429 and _retryable(exc)
+
+
 def _wait(retry_state: RetryCallState) -> float:
     """Wait what the CRM asked for, else exponential backoff with jitter."""
     exc = retry_state.outcome.exception()
@@ -116,11 +122,12 @@ class CrmClient:
         Statuses in ``ok_statuses`` (for example 207) are returned instead of raised. 4xx answers
         other than 429 are not retried, nor are waits longer than MAX_INLINE_WAIT: the error, with
         the CRM's message, goes to the caller. A non-idempotent request (a create where the CRM allows
-        duplicates) is never resent here: the caller looks the record up before trying again.
+        duplicates) is resent only after a 429, which the CRM answers before acting; after any other
+        failure the caller looks the record up before trying again.
         """
         retrying = Retrying(
-            retry=retry_if_exception(_retryable),
-            stop=stop_after_attempt(settings.MAX_RETRY_ATTEMPTS + 1 if idempotent else 1),
+            retry=retry_if_exception(_retryable if idempotent else _refused_before_acting),
+            stop=stop_after_attempt(settings.MAX_RETRY_ATTEMPTS + 1),
             wait=_wait,
             sleep=lambda seconds: _sleep(seconds),
             reraise=True,

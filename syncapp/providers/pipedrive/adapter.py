@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from django.conf import settings
 from django.core.cache import cache
 
 from syncapp.engine import ContactRecord, RemoteState
@@ -14,16 +13,13 @@ from syncapp.exceptions import (
     ProviderAuthError,
     ProviderError,
     QuotaExhaustedError,
-    RateLimitedError,
     SyncError,
     TransientProviderError,
 )
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
-from syncapp.providers.base import client as client_module
-from syncapp.providers.base.client import MAX_INLINE_WAIT
 
 from . import mapping
-from .client import BURST_WINDOW_MS, PipedriveClient
+from .client import PipedriveClient
 from .webhooks import PipedriveWebhookHandler
 
 # update_time has whole seconds and updated_since is inclusive: re-read a little to miss nothing.
@@ -161,18 +157,9 @@ class PipedriveAdapter(CrmAdapter):
         return results
 
     def _create(self, record: ContactRecord) -> dict:
-        body, attempts = self._body(record.as_dict(), None), 0
-        while True:
-            try:
-                return self.client.person_create(body)
-            except RateLimitedError as exc:
-                # The client never resends a create, but Pipedrive answers 429 before it creates
-                # anything, so this one can be: otherwise the rest of the batch would wait for the
-                # next push, and be looked up by email one search each before it is created.
-                wait, attempts = BURST_WINDOW_MS / 1000 if exc.retry_after is None else exc.retry_after, attempts + 1
-                if exc.status != 429 or wait > MAX_INLINE_WAIT or attempts > settings.MAX_RETRY_ATTEMPTS:
-                    raise
-                client_module._sleep(wait)
+        # The client resends a create answered 429 (refused before anything was created), never one
+        # that failed otherwise.
+        return self.client.person_create(self._body(record.as_dict(), None))
 
     def _update(self, remote_id: str, values: dict[str, str]) -> dict:
         return self.client.person_update(remote_id, self._body(values, self._current(remote_id)))
