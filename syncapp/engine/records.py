@@ -81,6 +81,16 @@ class RemoteState:
     # Addresses the record holds besides its primary email (Pipedrive's non-primary emails[]).
     other_emails: tuple[str, ...] = ()
 
+    @property
+    def ids(self) -> frozenset[str]:
+        """Every id that names this record: its own and those merged into it."""
+        return frozenset((self.remote_id, *self.merged_ids))
+
+
+def answered_ids(remotes) -> set[str]:
+    """Every id a read's records answer for, merged-away ids included."""
+    return {remote_id for remote in remotes for remote_id in remote.ids}
+
 
 @dataclass(frozen=True)
 class LinkState:

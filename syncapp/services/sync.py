@@ -30,6 +30,7 @@ from syncapp.engine import (
     plan_batch,
 )
 from syncapp.engine.plan import rebase_on_concurrent_edit
+from syncapp.engine.records import answered_ids
 from syncapp.exceptions import (
     ConnectionInactiveError,
     PartialWriteError,
@@ -193,9 +194,7 @@ class ConnectionSync:
             # Read once more before calling them gone: a token that cannot see a record, or a listing
             # that raced an edit, must not delete app contacts.
             still_there = self.adapter.read_many(chunk)
-            returned = {remote.remote_id for remote in still_there}
-            returned.update(merged for remote in still_there for merged in remote.merged_ids)
-            self.reconcile(remotes=still_there, absent=frozenset(set(chunk) - returned))
+            self.reconcile(remotes=still_there, absent=frozenset(set(chunk) - answered_ids(still_there)))
             seen.add(still_there)
         # An unlinked contact whose email a record read above holds was matched or excluded there.
         for chunk in _chunks(self._unmatched(seen), self.batch_size):
@@ -222,9 +221,7 @@ class ConnectionSync:
         """Re-read the records a webhook named; a notification is a hint, the CRM's state is the truth."""
         for chunk in _chunks(sorted(set(remote_ids)), self.batch_size):
             remotes = self.adapter.read_many(chunk)
-            returned = {remote.remote_id for remote in remotes}
-            returned.update(merged for remote in remotes for merged in remote.merged_ids)
-            self.reconcile(remotes=remotes, absent=frozenset(set(chunk) - returned))
+            self.reconcile(remotes=remotes, absent=frozenset(set(chunk) - answered_ids(remotes)))
 
     def revisit_exclusions(self) -> None:
         """Read again the CRM records left out as duplicates whose email no live contact holds any more.
@@ -280,7 +277,7 @@ class ConnectionSync:
         links = ContactLink.objects.filter(connection=self.connection, contact_id__in=contact_ids)
         linked_ids = [link.remote_id for link in links if link.remote_id]
         remotes = self.adapter.read_many(linked_ids) if linked_ids else []
-        returned = {remote.remote_id for remote in remotes} | {m for remote in remotes for m in remote.merged_ids}
+        returned = answered_ids(remotes)
         linked_contacts = {link.contact_id for link in links if link.remote_id}
         emails = list(
             Contact.objects.filter(pk__in=contact_ids - linked_contacts, deleted_at__isnull=True)
@@ -398,8 +395,7 @@ class ConnectionSync:
         self, remotes: list[RemoteState], contact_ids: set[int], absent: frozenset
     ) -> tuple[list[ContactLink], dict[int, Contact]]:
         """Load the links and contacts a batch needs (see plan_batch)."""
-        remote_ids = {remote.remote_id for remote in remotes} | set(absent)
-        remote_ids.update(merged for remote in remotes for merged in remote.merged_ids)
+        remote_ids = answered_ids(remotes) | set(absent)
         links = list(
             ContactLink.objects.filter(connection=self.connection).filter(
                 Q(remote_id__in=remote_ids) | Q(contact_id__in=contact_ids)
@@ -434,7 +430,7 @@ class ConnectionSync:
             self.held[remote.remote_id] = _Held(
                 remote=remote,
                 contact_id=pair.contact_id,
-                ids=frozenset({remote.remote_id, *remote.merged_ids}),
+                ids=remote.ids,
                 emails=frozenset(emails - {""}),
                 since=now,
             )
@@ -446,8 +442,7 @@ class ConnectionSync:
         """Take out of ``self.held`` what this batch touches; return the held records it lacks."""
         if not self.held:
             return []
-        ids = {remote.remote_id for remote in remotes} | set(absent)
-        ids.update(merged for remote in remotes for merged in remote.merged_ids)
+        ids = answered_ids(remotes) | set(absent)
         emails = {email for remote in remotes for email in _emails(remote)}
         emails.update(normalize_email(contact.email) for contact in contacts_by_id.values())
         touched = [
@@ -769,3 +764,18 @@ def connection_sync(
         outbox_follow_up(connection=connection, failed=run.status == SyncRun.Status.FAILED, retry_after=retry_after)
     run.plan = sync.counts.planned if sync else []
     return run
+
+
+SYNC_TASK = "syncapp.tasks.connection_sync"
+
+
+def connection_sync_queue(*, connection: CrmConnection, trigger: str = SyncRun.Trigger.MANUAL) -> str:
+    """Queue one sync task of ``connection`` (a person's "Sync now"); return the task id.
+
+    Raises ConnectionInactiveError for a paused or disconnected connection, which would not sync.
+    """
+    from django_q.tasks import async_task
+
+    if connection.status not in CrmConnection.SYNCABLE_STATUSES:
+        raise ConnectionInactiveError(f"The connection is {connection.get_status_display().lower()}; resume it first.")
+    return async_task(SYNC_TASK, connection.pk, trigger=trigger, group=f"sync-{connection.pk}")
