@@ -2,6 +2,8 @@
 
 from django.urls import path
 
+from syncapp.views import conflicts as conflict_views
+from syncapp.views import contacts as contact_views
 from syncapp.views.oauth import oauth_callback, oauth_start
 from syncapp.views.webhooks import provider_webhook
 
@@ -12,4 +14,18 @@ urlpatterns = [
     path("webhooks/<slug:provider_id>/<str:connection_key>/", provider_webhook, name="webhook-connection"),
     path("oauth/<slug:provider_id>/start/", oauth_start, name="oauth-start"),
     path("oauth/<slug:provider_id>/callback/", oauth_callback, name="oauth-callback"),
+    path("contacts/", contact_views.contact_list, name="contact-list"),
+    path("contacts/new/", contact_views.contact_new, name="contact-new"),
+    path("contacts/<int:contact_id>/", contact_views.contact_detail, name="contact-detail"),
+    path("contacts/<int:contact_id>/edit/", contact_views.contact_edit, name="contact-edit"),
+    path("contacts/<int:contact_id>/delete/", contact_views.contact_remove, name="contact-delete"),
+    path("conflicts/", conflict_views.conflict_index, name="conflict-list"),
+    path("conflicts/<int:conflict_id>/", conflict_views.conflict_detail, name="conflict-detail"),
+    path("conflicts/<int:conflict_id>/restore/", conflict_views.conflict_restore_view, name="conflict-restore"),
+    path("conflicts/<int:conflict_id>/pick/", conflict_views.conflict_pick_view, name="conflict-pick"),
+    path(
+        "conflicts/connections/<int:connection_id>/strategy/",
+        conflict_views.connection_policy,
+        name="connection-policy",
+    ),
 ]

@@ -1,9 +1,9 @@
 """Contact reads."""
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from syncapp.engine import normalize_email
-from syncapp.models import Contact, Tenant
+from syncapp.models import Contact, ContactLink, CrmConnection, OutboxEntry, Tenant
 
 
 def contact_list_live(*, tenant: Tenant) -> QuerySet[Contact]:
@@ -12,3 +12,33 @@ def contact_list_live(*, tenant: Tenant) -> QuerySet[Contact]:
 
 def contact_get_live_by_email(*, tenant: Tenant, email: str) -> Contact | None:
     return contact_list_live(tenant=tenant).filter(email__iexact=normalize_email(email)).first()
+
+
+def contact_search(*, tenant: Tenant, query: str = "") -> QuerySet[Contact]:
+    """Return the tenant's live contacts whose email or name contains ``query`` (all of them when empty)."""
+    contacts = contact_list_live(tenant=tenant)
+    for word in query.split():
+        contacts = contacts.filter(
+            Q(email__icontains=word) | Q(first_name__icontains=word) | Q(last_name__icontains=word)
+        )
+    return contacts
+
+
+def contact_get_live(*, tenant: Tenant, contact_id: int) -> Contact | None:
+    return contact_list_live(tenant=tenant).filter(pk=contact_id).first()
+
+
+def contact_link_list(*, contact: Contact) -> list[dict]:
+    """Return, for each connection of the contact's tenant, its link to the contact (or None) and pending pushes."""
+    links = {link.connection_id: link for link in ContactLink.objects.filter(contact=contact)}
+    pending = dict(
+        OutboxEntry.objects.filter(contact=contact)
+        .values("connection_id")
+        .annotate(count=Count("pk"))
+        .values_list("connection_id", "count")
+    )
+    connections = CrmConnection.objects.filter(tenant_id=contact.tenant_id).order_by("pk")
+    return [
+        {"connection": connection, "link": links.get(connection.pk), "pending": pending.get(connection.pk, 0)}
+        for connection in connections
+    ]

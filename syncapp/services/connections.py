@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from syncapp.engine import STRATEGIES
+from syncapp.engine import FIELDS, STRATEGIES
 from syncapp.exceptions import SyncAlreadyRunningError, SyncError, ValidationError
 from syncapp.models import CrmConnection, Tenant
 from syncapp.providers import provider_ids
@@ -131,3 +131,26 @@ def connection_lock(connection: CrmConnection):
         yield lock
     finally:
         lock.release()
+
+
+def connection_conflict_policy_set(
+    *, connection: CrmConnection, strategy: str, field_priorities: dict[str, str] | None = None
+) -> CrmConnection:
+    """Set how the connection resolves conflicts; ``field_priorities`` maps a field to "app" or "crm".
+
+    The priorities are kept whatever the strategy (only field_priority reads them). The next sync
+    uses the new policy; conflicts already recorded keep the strategy they were resolved by.
+    """
+    if strategy not in STRATEGIES:
+        raise ValidationError(f"Unknown conflict strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}.")
+    priorities = dict(field_priorities or {})
+    unknown = set(priorities) - set(FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown contact field(s): {', '.join(sorted(unknown))}.")
+    bad = sorted(name for name, side in priorities.items() if side not in ("app", "crm"))
+    if bad:
+        raise ValidationError(f"The owner of {', '.join(bad)} must be 'app' or 'crm'.")
+    connection.conflict_strategy = strategy
+    connection.field_priorities = priorities
+    connection.save(update_fields=["conflict_strategy", "field_priorities", "updated_at"])
+    return connection
