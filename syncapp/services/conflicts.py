@@ -1,4 +1,4 @@
-"""Resolving conflicts by hand: restore a losing value, or pick one under manual review."""
+"""Resolving conflicts by hand: restore a losing value, pick one under manual review, or accept the outcome."""
 
 from django.db import transaction
 from django.utils import timezone
@@ -49,3 +49,18 @@ def conflict_pick(*, conflict: SyncConflict, winner: str, user) -> SyncConflict:
     conflict.save(update_fields=["winner"])
     resolution = SyncConflict.Resolution.PICKED_APP if winner == "app" else SyncConflict.Resolution.PICKED_CRM
     return _apply(conflict=conflict, value=value, resolution=resolution, user=user)
+
+
+def conflict_acknowledge(*, conflict: SyncConflict, user) -> SyncConflict:
+    """Mark a conflict the strategy resolved as reviewed, keeping the strategy's outcome.
+
+    A conflict awaiting manual review needs a side picked (conflict_pick) instead: until then the
+    next sync would only find it again.
+    """
+    if conflict.resolution == SyncConflict.Resolution.OPEN:
+        raise ValidationError("This conflict awaits a decision: pick the app or the CRM value.")
+    if conflict.resolved_at is not None:
+        raise ValidationError("This conflict is already resolved.")
+    conflict.resolved_by, conflict.resolved_at = user, timezone.now()
+    conflict.save(update_fields=["resolved_by", "resolved_at"])
+    return conflict

@@ -75,6 +75,30 @@ def connection_status_set(*, connection: CrmConnection, status: str, message: st
     connection.save(update_fields=["status", "status_message", "rate_limited_until", "updated_at"])
 
 
+def connection_pause(*, connection: CrmConnection) -> bool:
+    """Stop syncing the connection and polling it; return whether it was paused now.
+
+    App changes still reach its outbox, so it catches up once resumed. A disconnected or already
+    paused connection is left as it is.
+    """
+    if connection.status in (CrmConnection.Status.PAUSED, CrmConnection.Status.DISCONNECTED):
+        return False
+    connection.status, connection.status_message = CrmConnection.Status.PAUSED, ""
+    connection.save(update_fields=["status", "status_message", "updated_at"])
+    connection_schedule_update(connection=connection)
+    return True
+
+
+def connection_resume(*, connection: CrmConnection) -> bool:
+    """Make a paused connection active and poll it again; return whether it was paused."""
+    if connection.status != CrmConnection.Status.PAUSED:
+        return False
+    connection.status, connection.status_message = CrmConnection.Status.ACTIVE, ""
+    connection.save(update_fields=["status", "status_message", "updated_at"])
+    connection_schedule_update(connection=connection)
+    return True
+
+
 def connection_delete(*, connection: CrmConnection) -> None:
     """Delete a connection with its links, runs and outbox, and stop polling it."""
     connection.status = CrmConnection.Status.DISCONNECTED

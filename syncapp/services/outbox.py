@@ -1,7 +1,7 @@
 """The outbox: app-side changes waiting to reach each connection, and the push tasks that drain it."""
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from syncapp.models import Contact, CrmConnection, OutboxEntry
+from syncapp.models import Contact, ContactLink, CrmConnection, OutboxEntry
 
 PUSH_TASK = "syncapp.tasks.connection_push"
 
@@ -64,6 +64,24 @@ def outbox_enqueue(*, contact: Contact, exclude_connection_id: int | None = None
         # robust: a broker outage must not undo the committed change; the next run's follow-up queues it.
         transaction.on_commit(lambda pk=connection_id: _push_schedule_once(pk, queued), robust=True)
     return connection_ids
+
+
+def outbox_enqueue_links(*, links: Iterable[ContactLink]) -> int:
+    """Queue each link's contact again for the link's own connection (a resync); return how many.
+
+    The next push re-reads the CRM record and reconciles it with the contact. Links of a
+    disconnected connection are skipped; a paused one keeps the rows until it is resumed.
+    """
+    entries = [
+        OutboxEntry(connection_id=link.connection_id, contact_id=link.contact_id)
+        for link in links
+        if link.connection.status in CrmConnection.LIVE_STATUSES
+    ]
+    with transaction.atomic():
+        OutboxEntry.objects.bulk_create(entries)
+        for connection_id in sorted({entry.connection_id for entry in entries}):
+            transaction.on_commit(lambda pk=connection_id: push_schedule(connection_id=pk), robust=True)
+    return len(entries)
 
 
 def _push_schedule_once(connection_id: int, queued: set[int] | None) -> None:

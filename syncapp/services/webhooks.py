@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -211,15 +212,23 @@ def _names_any(handler: WebhookHandler, body: str, remote_ids: set[str]) -> bool
 
 
 @transaction.atomic
-def webhook_events_retry(*, status: str = WebhookEvent.Status.FAILED, connection: CrmConnection | None = None) -> int:
+def webhook_events_retry(
+    *,
+    status: str = WebhookEvent.Status.FAILED,
+    connection: CrmConnection | None = None,
+    event_ids: Iterable[int] | None = None,
+) -> int:
     """Put the events with ``status`` back to pending with a fresh retry budget; return how many.
 
-    Processing is queued for each connection concerned once the transaction commits. Events of
-    unknown accounts stay as they are: there is no connection to apply them to.
+    ``event_ids`` limits that to the given events (an operator's selection). Processing is queued
+    for each connection concerned once the transaction commits. Events of unknown accounts stay as
+    they are: there is no connection to apply them to.
     """
     events = WebhookEvent.objects.filter(status=status, connection__isnull=False)
     if connection is not None:
         events = events.filter(connection=connection)
+    if event_ids is not None:
+        events = events.filter(pk__in=list(event_ids))
     connection_ids = set(events.values_list("connection_id", flat=True))
     count = events.update(status=WebhookEvent.Status.PENDING, attempts=0, last_error="")
     for connection_id in sorted(connection_ids):
