@@ -259,6 +259,7 @@ class CrmConnectionAdmin(admin.ModelAdmin):
                 skipped.append(f"{connection} is {connection.get_status_display().lower()}")
                 continue
             async_task(SYNC_TASK, connection.pk, SyncRun.Trigger.MANUAL.value, group=f"sync-{connection.pk}")
+            self.log_change(request, connection, "Queued a manual sync.")
             queued += 1
         if queued:
             self.message_user(request, f"Queued a sync of {_count(queued, 'connection')}.", messages.SUCCESS)
@@ -267,14 +268,22 @@ class CrmConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause selected connections")
     def pause(self, request, queryset):
-        paused = sum(connection_pause(connection=connection) for connection in queryset)
+        paused = 0
+        for connection in queryset:
+            if connection_pause(connection=connection):
+                self.log_change(request, connection, "Paused.")
+                paused += 1
         self.message_user(request, f"Paused {_count(paused, 'connection')}.", messages.SUCCESS)
         if left := queryset.count() - paused:
             self.message_user(request, f"{_count(left, 'connection')} already paused or disconnected.", messages.INFO)
 
     @admin.action(description="Resume selected connections")
     def resume(self, request, queryset):
-        resumed = sum(connection_resume(connection=connection) for connection in queryset)
+        resumed = 0
+        for connection in queryset:
+            if connection_resume(connection=connection):
+                self.log_change(request, connection, "Resumed.")
+                resumed += 1
         self.message_user(request, f"Resumed {_count(resumed, 'connection')}.", messages.SUCCESS)
         if left := queryset.count() - resumed:
             self.message_user(request, f"{_count(left, 'connection')} not paused, left as is.", messages.INFO)
@@ -360,6 +369,7 @@ class SyncConflictAdmin(SyncStateAdmin):
             except ValidationError as exc:
                 errors.append(f"Conflict {conflict.pk} ({conflict}): {exc}")
             else:
+                self.log_change(request, conflict, f"{capfirst(done)}.")
                 count += 1
         if count:
             self.message_user(request, f"{capfirst(done)}: {_count(count, 'conflict')}.", messages.SUCCESS)

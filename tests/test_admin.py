@@ -130,7 +130,14 @@ def test_every_changelist_and_change_page_renders_without_credentials(admin_clie
     assert everything["outbox"] is not None
     connection = everything["connection"]
     secrets = [TOKEN, connection.credentials_encrypted]
-    for url in [*_pages(everything), "/admin/syncapp/crmconnection/add/", "/admin/syncapp/contact/add/"]:
+    extra = [
+        "/admin/syncapp/crmconnection/add/",
+        "/admin/syncapp/contact/add/",
+        f"/admin/syncapp/crmconnection/{connection.pk}/delete/",
+        f"/admin/syncapp/crmconnection/{connection.pk}/history/",
+        f"/admin/syncapp/webhookevent/{everything['event'].pk}/history/",
+    ]
+    for url in [*_pages(everything), *extra]:
         response = admin_client.get(url)
         assert response.status_code == 200, url
         html = response.content.decode()
@@ -237,6 +244,7 @@ def test_pause_and_resume_move_the_status_and_the_poll_schedule(admin_client, te
     assert "Paused 1 connection." in html and "1 connection already paused or disconnected." in html
     connection.refresh_from_db()
     assert connection.status == CrmConnection.Status.PAUSED and not polls.exists()
+    assert "Paused." in admin_client.get(f"/admin/syncapp/crmconnection/{connection.pk}/history/").content.decode()
 
     html = _act(admin_client, "crmconnection", "resume", [connection, gone]).content.decode()
     assert "Resumed 1 connection." in html and "1 connection not paused, left as is." in html
