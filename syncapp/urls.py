@@ -5,6 +5,13 @@ from django.urls import path
 from syncapp.views import conflicts as conflict_views
 from syncapp.views import contacts as contact_views
 from syncapp.views.oauth import oauth_callback, oauth_start
+from syncapp.views.status import (
+    connection_pronouns_setup,
+    connection_status_poll,
+    connection_sync_now,
+    failing_record_retry,
+    status_page,
+)
 from syncapp.views.webhooks import provider_webhook
 
 app_name = "syncapp"
@@ -28,4 +35,9 @@ urlpatterns = [
         conflict_views.connection_policy,
         name="connection-policy",
     ),
+    path("", status_page, name="status"),
+    path("connections/<int:connection_id>/status.json", connection_status_poll, name="connection-status"),
+    path("connections/<int:connection_id>/sync/", connection_sync_now, name="connection-sync"),
+    path("connections/<int:connection_id>/pronouns/", connection_pronouns_setup, name="connection-pronouns"),
+    path("connections/<int:connection_id>/failing/<int:link_id>/retry/", failing_record_retry, name="failing-retry"),
 ]
