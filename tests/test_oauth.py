@@ -181,7 +181,7 @@ def test_start_requires_login_and_post(client, alice_client):
 
     response = client.post("/oauth/hubspot/start/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response["Location"].startswith("/accounts/login/")
 
 
 def test_unknown_provider_is_404(alice_client):
