@@ -294,3 +294,35 @@ def test_a_record_the_crm_refused_is_listed_and_a_retry_pushes_it_again(alice, t
     assert crm.live()[link.remote_id]["phone"] == "call me"
     page = alice.get("/").content.decode()
     assert "Failing records (0)" in page and '<span class="badge healthy">Healthy</span>' in page
+
+
+def test_a_field_already_labelled_pronouns_is_offered_and_can_be_mapped(alice, tenant):
+    connection, crm = make_connection(tenant)
+    crm.custom_fields["pref_pronouns"] = "Pronouns"
+    url = reverse("syncapp:connection-pronouns", args=[connection.pk])
+
+    page = alice.post(url, follow=True).content.decode()
+    assert (
+        "(key pref_pronouns)" in page
+        and "data-pronouns-map" in page
+        and crm.custom_fields == {"pref_pronouns": "Pronouns"}
+    )
+    page = alice.post(url, {"map_existing": "nope"}, follow=True).content.decode()
+    assert "The CRM has no contact field with the key" in page and "nope" in page
+
+    page = alice.post(url, {"map_existing": "pref_pronouns"}, follow=True).content.decode()
+    connection.refresh_from_db()
+    assert (connection.pronouns_state, connection.pronouns_field_key) == ("configured", "pref_pronouns")
+    assert "Using the pronouns field pref_pronouns." in page and "data-pronouns-banner" not in page
+
+
+def test_a_new_pronouns_field_can_be_created_next_to_a_labelled_one(alice, tenant):
+    connection, crm = make_connection(tenant)
+    crm.custom_fields["pref_pronouns"] = "Pronouns"
+    url = reverse("syncapp:connection-pronouns", args=[connection.pk])
+    alice.post(url)
+
+    page = alice.post(url, {"create": "1"}, follow=True).content.decode()
+
+    assert "Created the pronouns field pronouns." in page
+    assert crm.custom_fields == {"pref_pronouns": "Pronouns", "pronouns": "Pronouns"}
