@@ -16,7 +16,7 @@ from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 
 from syncapp.engine import FIELDS
-from syncapp.exceptions import ValidationError
+from syncapp.exceptions import ConnectionInactiveError, ValidationError
 from syncapp.models import (
     Contact,
     ContactLink,
@@ -35,9 +35,8 @@ from syncapp.services.connections import api_base_validate, connection_delete, c
 from syncapp.services.contacts import contact_create, contact_delete, contact_update, contact_validate
 from syncapp.services.outbox import outbox_enqueue_links
 from syncapp.services.schedules import connection_schedule_update
+from syncapp.services.sync import connection_sync_queue
 from syncapp.services.webhooks import webhook_events_retry
-
-SYNC_TASK = "syncapp.tasks.connection_sync"
 
 
 def _change_link(obj, text=None):
@@ -251,20 +250,18 @@ class CrmConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync selected connections now")
     def sync_now(self, request, queryset):
-        from django_q.tasks import async_task
-
         queued, skipped = 0, []
         for connection in queryset:
-            if connection.status not in CrmConnection.SYNCABLE_STATUSES:
-                skipped.append(f"{connection} is {connection.get_status_display().lower()}")
+            try:
+                connection_sync_queue(connection=connection, trigger=SyncRun.Trigger.MANUAL)
+            except ConnectionInactiveError as exc:
+                skipped.append(f"{connection}: {exc}")
                 continue
-            async_task(SYNC_TASK, connection.pk, SyncRun.Trigger.MANUAL.value, group=f"sync-{connection.pk}")
             self.log_change(request, connection, "Queued a manual sync.")
             queued += 1
         if queued:
             self.message_user(request, f"Queued a sync of {_count(queued, 'connection')}.", messages.SUCCESS)
-        if skipped:
-            self.message_user(request, f"Not synced: {'; '.join(skipped)}. Resume it first.", messages.WARNING)
+        _report_errors(self, request, [f"Not synced: {reason}" for reason in skipped])
 
     @admin.action(description="Pause selected connections")
     def pause(self, request, queryset):

@@ -220,13 +220,13 @@ def test_sync_now_queues_a_manual_sync_per_active_connection(admin_client, tenan
     html = _act(admin_client, "crmconnection", "sync_now", [active, second, paused]).content.decode()
 
     assert "Queued a sync of 2 connections." in html
-    assert f"Not synced: {paused} is paused. Resume it first." in html
+    assert f"Not synced: {paused}: The connection is paused; resume it first." in html
     tasks = queued_tasks(broker)
-    assert sorted((task["func"], task["args"]) for task in tasks) == [
-        ("syncapp.tasks.connection_sync", (active.pk, "manual")),
-        ("syncapp.tasks.connection_sync", (second.pk, "manual")),
+    assert sorted((task["func"], task["args"], task["kwargs"]["trigger"]) for task in tasks) == [
+        ("syncapp.tasks.connection_sync", (active.pk,), "manual"),
+        ("syncapp.tasks.connection_sync", (second.pk,), "manual"),
     ]
-    run_id = connection_sync(*tasks[0]["args"])
+    run_id = connection_sync(*tasks[0]["args"], trigger=tasks[0]["kwargs"]["trigger"])
     from syncapp.models import SyncRun
 
     assert SyncRun.objects.get(pk=run_id).trigger == SyncRun.Trigger.MANUAL
