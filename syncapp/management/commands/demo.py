@@ -97,9 +97,9 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             "\ncontactsync demo is running.\n"
-            f"  Status (sync runs): {web.url}/admin/syncapp/syncrun/\n"
-            f"  Admin:              {web.url}/admin/   log in as demo / {demo.password}\n"
-            f"  CRM sandbox:        {sandbox_url}/_sandbox/accounts\n"
+            f"  Status page: {web.url}/   log in as demo / {demo.password}\n"
+            f"  Admin:       {web.url}/admin/   (the same login)\n"
+            f"  CRM sandbox: {sandbox_url}/_sandbox/accounts\n"
             f"  django-q2 cluster log: {log}\n"
             f"A CRM-side edit every {edit_every:g} s; Ctrl-C stops everything.\n"
         )
