@@ -4,6 +4,7 @@ from django.urls import path
 
 from syncapp.views import conflicts as conflict_views
 from syncapp.views import contacts as contact_views
+from syncapp.views.connect import connect_page, connect_token, connection_disconnect_view
 from syncapp.views.oauth import oauth_callback, oauth_start
 from syncapp.views.status import (
     connection_pronouns_setup,
@@ -21,6 +22,9 @@ urlpatterns = [
     path("webhooks/<slug:provider_id>/<str:connection_key>/", provider_webhook, name="webhook-connection"),
     path("oauth/<slug:provider_id>/start/", oauth_start, name="oauth-start"),
     path("oauth/<slug:provider_id>/callback/", oauth_callback, name="oauth-callback"),
+    path("connect/", connect_page, name="connect"),
+    path("connect/token/", connect_token, name="connect-token"),
+    path("connections/<int:connection_id>/disconnect/", connection_disconnect_view, name="connection-disconnect"),
     path("contacts/", contact_views.contact_list, name="contact-list"),
     path("contacts/new/", contact_views.contact_new, name="contact-new"),
     path("contacts/<int:contact_id>/", contact_views.contact_detail, name="contact-detail"),

@@ -50,7 +50,10 @@ def connection_create(
     if strategy not in STRATEGIES:
         raise ValidationError(f"Unknown conflict strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}.")
     api_base_url = api_base_validate(api_base_url)
-    if CrmConnection.objects.filter(provider=provider, account_id=account_id).exists():
+    existing = CrmConnection.objects.filter(provider=provider, account_id=account_id).first()
+    if existing is not None:
+        if existing.tenant_id == tenant.pk and existing.status == CrmConnection.Status.DISCONNECTED:
+            return connection_reconnect(connection=existing, credentials=credentials, api_base_url=api_base_url)
         raise ValidationError(f"{provider} account {account_id} is already connected.")
     connection = CrmConnection(
         tenant=tenant,
@@ -63,6 +66,34 @@ def connection_create(
     connection.save()
     connection_schedule_update(connection=connection)
     return connection
+
+
+def connection_reconnect(*, connection: CrmConnection, credentials: dict, api_base_url: str = "") -> CrmConnection:
+    """Give a disconnected connection new credentials, make it active and poll it again.
+
+    Its history (runs, links, conflicts) is what it was when it was disconnected.
+    """
+    connection.credentials = credentials
+    connection.api_base_url = api_base_validate(api_base_url)
+    connection.status, connection.status_message = CrmConnection.Status.ACTIVE, ""
+    connection.save(update_fields=["credentials_encrypted", "api_base_url", "status", "status_message", "updated_at"])
+    connection_schedule_update(connection=connection)
+    return connection
+
+
+def connection_disconnect(*, connection: CrmConnection) -> bool:
+    """Stop syncing and polling the connection and forget its credentials; return whether it was connected.
+
+    Its runs, links and conflicts are kept, so reconnecting the same account (a new token or OAuth)
+    carries on where it stopped.
+    """
+    if connection.status == CrmConnection.Status.DISCONNECTED:
+        return False
+    connection.credentials = {}
+    connection.status, connection.status_message = CrmConnection.Status.DISCONNECTED, ""
+    connection.save(update_fields=["credentials_encrypted", "status", "status_message", "updated_at"])
+    connection_schedule_update(connection=connection)
+    return True
 
 
 def connection_status_set(*, connection: CrmConnection, status: str, message: str = "", until=None) -> None:

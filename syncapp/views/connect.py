@@ -1,0 +1,110 @@
+"""Connect a CRM: the providers with their two ways in (OAuth, or a pasted token), and disconnecting.
+
+Every change is a POST (CSRF-protected) scoped to the signed-in person's tenant. OAuth itself is
+started by ``syncapp.views.oauth.oauth_start``; this page only renders its form.
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from syncapp.exceptions import ProviderNotConfiguredError, ValidationError
+from syncapp.providers import get_adapter_class, provider_ids
+from syncapp.services.connections import connection_create, connection_disconnect
+from syncapp.services.oauth import OAUTH_PROVIDERS
+from syncapp.views.status import _connection, _name
+from syncapp.views.tenancy import current_tenant
+
+TEMPLATE = "syncapp/connect/index.html"
+
+
+def connectable_providers() -> list[dict]:
+    """The CRMs a person may connect: the configured providers that are real CRMs, i.e. have an OAuth app.
+
+    Test fakes (the ``memory`` provider) are configured adapters too, with a name, but no OAuth config.
+    """
+    providers = []
+    for provider_id in provider_ids():
+        if provider_id not in OAUTH_PROVIDERS:
+            continue
+        try:
+            name = get_adapter_class(provider_id).name or provider_id
+        except (ProviderNotConfiguredError, ImportError):
+            continue
+        providers.append({"id": provider_id, "name": name, "oauth": True})
+    return providers
+
+
+def _page(request: HttpRequest, *, form: dict | None = None, status: int = 200) -> HttpResponse:
+    tenant = current_tenant(request)
+    context = {
+        "tenant": tenant,
+        "providers": connectable_providers(),
+        # The same rule as oauth_start: only staff (or DEBUG) may point a connection at another base URL.
+        "show_api_base": settings.DEBUG or request.user.is_staff,
+        "form": form or {},
+    }
+    return render(request, TEMPLATE, context, status=status)
+
+
+@login_required
+@require_GET
+def connect_page(request: HttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+@login_required
+@require_POST
+def connect_token(request: HttpRequest) -> HttpResponse:
+    """Connect (or reconnect a disconnected) CRM account with a pasted private-app / API token."""
+    tenant = current_tenant(request)
+    provider = request.POST.get("provider", "").strip()
+    account_id = request.POST.get("account_id", "").strip()
+    token = request.POST.get("token", "").strip()
+    api_base = request.POST.get("api_base", "").strip()
+    # The token is never echoed back into the form.
+    form = {"provider": provider, "account_id": account_id, "api_base": api_base, "error": ""}
+    if provider not in {entry["id"] for entry in connectable_providers()}:
+        form["error"] = f"Unknown provider '{provider}'."
+    elif not token:
+        form["error"] = "Paste the private-app / API token."
+    elif api_base and not (settings.DEBUG or request.user.is_staff):
+        form["error"] = "Only staff may override the API base URL."
+    form["matched"] = provider in {entry["id"] for entry in connectable_providers()}
+    if form["error"]:
+        return _page(request, form=form, status=400)
+    try:
+        connection = connection_create(
+            tenant=tenant,
+            provider=provider,
+            account_id=account_id,
+            credentials={"access_token": token},
+            api_base_url=api_base,
+        )
+    except ValidationError as exc:
+        form["error"] = str(exc)
+        form["matched"] = True
+        return _page(request, form=form, status=400)
+    messages.success(request, f"{_name(connection)}: connected; the first sync runs at the next poll.")
+    return redirect("syncapp:status")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def connection_disconnect_view(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """GET shows a confirmation; POST disconnects (history kept, polling stopped, credentials dropped)."""
+    connection = _connection(request, connection_id)
+    if request.method == "GET":
+        return render(
+            request,
+            "syncapp/connect/disconnect_confirm.html",
+            {"connection": connection, "name": _name(connection)},
+        )
+    if connection_disconnect(connection=connection):
+        messages.success(request, f"{_name(connection)}: disconnected. Its history is kept; reconnect it any time.")
+    else:
+        messages.warning(request, f"{_name(connection)} was already disconnected.")
+    return redirect("syncapp:status")
