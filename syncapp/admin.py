@@ -265,25 +265,21 @@ class CrmConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause selected connections")
     def pause(self, request, queryset):
-        paused = 0
-        for connection in queryset:
-            if connection_pause(connection=connection):
-                self.log_change(request, connection, "Paused.")
-                paused += 1
-        self.message_user(request, f"Paused {_count(paused, 'connection')}.", messages.SUCCESS)
-        if left := queryset.count() - paused:
-            self.message_user(request, f"{_count(left, 'connection')} already paused or disconnected.", messages.INFO)
+        self._set_status(request, queryset, connection_pause, "Paused", "already paused or disconnected")
 
     @admin.action(description="Resume selected connections")
     def resume(self, request, queryset):
-        resumed = 0
+        self._set_status(request, queryset, connection_resume, "Resumed", "not paused, left as is")
+
+    def _set_status(self, request, queryset, service, done: str, untouched: str) -> None:
+        changed = 0
         for connection in queryset:
-            if connection_resume(connection=connection):
-                self.log_change(request, connection, "Resumed.")
-                resumed += 1
-        self.message_user(request, f"Resumed {_count(resumed, 'connection')}.", messages.SUCCESS)
-        if left := queryset.count() - resumed:
-            self.message_user(request, f"{_count(left, 'connection')} not paused, left as is.", messages.INFO)
+            if service(connection=connection):
+                self.log_change(request, connection, f"{done}.")
+                changed += 1
+        self.message_user(request, f"{done} {_count(changed, 'connection')}.", messages.SUCCESS)
+        if left := queryset.count() - changed:
+            self.message_user(request, f"{_count(left, 'connection')} {untouched}.", messages.INFO)
 
 
 @admin.register(ContactLink)

@@ -9,30 +9,8 @@ from syncapp.exceptions import ValidationError
 from syncapp.models import ContactLink, CrmConnection, OutboxEntry, SyncConflict
 from syncapp.services.connections import connection_conflict_policy_set
 from syncapp.services.contacts import contact_create
-from syncapp.services.tenants import tenant_create
-from tests.conftest import make_connection
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def alice(tenant):
-    client = Client()
-    assert client.login(username="alice", password="pw-alice-123")
-    return client
-
-
-@pytest.fixture
-def bob(db):
-    tenant_create(slug="globex", name="Globex", username="bob", password="pw-bob-123")
-    client = Client()
-    assert client.login(username="bob", password="pw-bob-123")
-    return client
-
-
-@pytest.fixture
-def connection(tenant):
-    return make_connection(tenant)[0]
 
 
 def make_conflict(connection, *, resolution, winner="", field="phone", email="ada@example.com"):

@@ -19,13 +19,6 @@ TOKEN = "pat-na1-very-secret-token-0123"
 
 
 @pytest.fixture
-def alice(tenant):
-    client = Client()
-    assert client.login(username="alice", password="pw-alice-123")
-    return client
-
-
-@pytest.fixture
 def allowed_hosts(settings):
     settings.CRM_API_ALLOWED_HOSTS = ["api.hubapi.com", ".pipedrive.com", "127.0.0.1"]
     return settings

@@ -6,25 +6,9 @@ from django.urls import reverse
 
 from syncapp.models import Contact, ContactLink, OutboxEntry
 from syncapp.services.contacts import contact_create
-from syncapp.services.tenants import tenant_create
 from tests.conftest import make_connection
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def alice(tenant):
-    client = Client()
-    assert client.login(username="alice", password="pw-alice-123")
-    return client
-
-
-@pytest.fixture
-def bob(db):
-    tenant_create(slug="globex", name="Globex", username="bob", password="pw-bob-123")
-    client = Client()
-    assert client.login(username="bob", password="pw-bob-123")
-    return client
 
 
 @pytest.fixture

@@ -74,18 +74,6 @@ def test_the_run_chart_scales_bars_to_the_busiest_count_and_keeps_small_ones_vis
     assert run_chart([]).bars == []
 
 
-@pytest.fixture
-def alice(tenant):
-    client = Client()
-    assert client.login(username="alice", password="pw-alice-123")
-    return client
-
-
-@pytest.fixture
-def connection(tenant):
-    return make_connection(tenant)[0]
-
-
 def _configure_pronouns(connection):
     connection.pronouns_state, connection.pronouns_field_key = CrmConnection.PronounsState.CONFIGURED, "pronouns"
     connection.save()

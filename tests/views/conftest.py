@@ -1,0 +1,27 @@
+"""Signed-in clients for the page tests: alice of the tenant acme, bob of another tenant."""
+
+import pytest
+from django.test import Client
+
+from syncapp.services.tenants import tenant_create
+from tests.conftest import make_connection
+
+
+@pytest.fixture
+def alice(tenant):
+    client = Client()
+    assert client.login(username="alice", password="pw-alice-123")
+    return client
+
+
+@pytest.fixture
+def bob(db):
+    tenant_create(slug="globex", name="Globex", username="bob", password="pw-bob-123")
+    client = Client()
+    assert client.login(username="bob", password="pw-bob-123")
+    return client
+
+
+@pytest.fixture
+def connection(tenant):
+    return make_connection(tenant)[0]
