@@ -17,6 +17,7 @@ from django.utils import timezone
 from syncapp.engine import FIELDS, ContactRecord, RemoteState
 from syncapp.exceptions import TransientProviderError
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
+from syncapp.providers.base.paging import changed_since
 
 
 @dataclass
@@ -182,42 +183,53 @@ class InMemoryAdapter(CrmAdapter):
         # Like HubSpot when emails are unique (a create answers "Existing ID"), like Pipedrive otherwise.
         return self.crm.unique_emails
 
-    def _pages(self, name, matching, order, cursor=None):
-        """Yield pages, one API call each, resuming after the last record of the previous page.
+    def list_all(self):
+        """Yield pages by id, one API call each, resuming after the last id of the previous page.
 
         Like a cursor API, an answer says whether more follow, so a listing takes exactly as many
-        calls as it has pages (one, empty, when nothing matches).
+        calls as it has pages (one, empty, when nothing matches). Every page carries the high-water
+        mark of when the listing began, from which an incremental listing continues.
         """
-        after = None
+        high_water = str(max((r.seq for r in self.crm.records.values()), default=0))
+        after, number = 0, 0
         while True:
             found = self._call(
-                name,
+                "list_all",
                 lambda after=after: sorted(
-                    (r for r in self.crm.records.values() if matching(r) and (after is None or order(r) > after)),
-                    key=order,
+                    (r for r in self.crm.records.values() if not r.archived and int(r.id) > after),
+                    key=lambda r: int(r.id),
                 )[: self.crm.page_size + 1],
             )
             page, more = found[: self.crm.page_size], len(found) > self.crm.page_size
-            yield RemotePage(
-                records=[self.to_record(self.crm.payload(r)) for r in page],
-                cursor=cursor or (str(max(r.seq for r in page)) if page else None),
-            )
-            if not more:
-                return
-            after = order(page[-1])
-
-    def list_all(self):
-        # An incremental listing continues from the high-water mark of when this listing began.
-        high_water = str(max((r.seq for r in self.crm.records.values()), default=0))
-        pages = self._pages("list_all", lambda r: not r.archived, lambda r: int(r.id), cursor=high_water)
-        for number, page in enumerate(pages, start=1):
+            records = [self.to_record(self.crm.payload(r)) for r in page]
+            number += 1
             if action := self.crm.after_listing_page.pop(number, None):
                 action()
-            yield page
+            yield RemotePage(records=records, cursor=high_water)
+            if not more:
+                return
+            after = int(page[-1].id)
 
     def list_changed(self, *, cursor):
-        since = int(cursor or 0)
-        yield from self._pages("list_changed", lambda r: r.seq > since, lambda r: r.seq)
+        """Read by modification order with offset paging, like HubSpot's search: writes between pages shift it."""
+
+        def changed(since, offset):
+            start = int(offset or 0)
+            found = self._call(
+                "list_changed",
+                lambda: sorted((r for r in self.crm.records.values() if r.seq >= since), key=lambda r: r.seq),
+            )
+            page = [self.to_record(self.crm.payload(r)) for r in found[start : start + self.crm.page_size]]
+            return page, str(start + self.crm.page_size) if len(found) > start + self.crm.page_size else None
+
+        pages = changed_since(
+            changed,
+            since=int(cursor or 0) + 1,
+            stamp=lambda remote: int(remote.version),
+            identity=lambda remote: (remote.remote_id, remote.version),
+        )
+        for page, fresh in pages:
+            yield RemotePage(records=fresh, cursor=page[-1].version if page else None)
 
     def read_many(self, remote_ids):
         def effect():

@@ -326,3 +326,25 @@ def test_an_error_applying_one_pair_keeps_the_rest_of_its_batch(tenant, monkeypa
     assert len(crm.live()) == 3
     linked = set(ContactLink.objects.filter(remote_id__isnull=False).values_list("contact__email", flat=True))
     assert linked == {"ann@example.com", "cy@example.com"}
+
+
+def test_an_incremental_read_whose_writes_reorder_the_listing_still_reads_every_record(tenant):
+    """Found by the convergence test: the first page's pushes moved its records behind the next page's.
+
+    A listing by modification time moves every record the sync writes to its end; paged by offset
+    (HubSpot's search, and the fake CRM's), the next page then started past records never read,
+    and the saved cursor passed them for good.
+    """
+    connection, crm = make_connection(tenant)
+    ids = [crm.user_create(email=f"m{n}@example.com") for n in range(3)]
+    sync(connection)
+    contacts = {link.remote_id: link.contact for link in ContactLink.objects.filter(connection=connection)}
+    for remote_id in ids:  # both sides edited: the read pulls the first name and pushes the phone
+        crm.user_edit(remote_id, first_name="Crm")
+        contact_update(contact=contacts[remote_id], values={"phone": "+1 555"})
+    newcomer = crm.user_create(email="newcomer@example.com")
+
+    sync(connection)
+
+    assert ContactLink.objects.get(connection=connection, remote_id=newcomer).contact.email == "newcomer@example.com"
+    assert all(crm.live()[remote_id]["phone"] == "+1 555" for remote_id in ids)

@@ -15,14 +15,15 @@ from syncapp.exceptions import (
     TransientProviderError,
 )
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
+from syncapp.providers.base.paging import changed_since
 
 from . import mapping
-from .client import SEARCH_PAGE_SIZE, HubspotClient
+from .client import HubspotClient
 from .webhooks import HubspotWebhookHandler
 
 # Search results appear "after a few moments": each incremental read goes back this far.
 SEARCH_OVERLAP_MS = 2 * 60 * 1000
-# HubSpot refuses to page a search past 10,000 results; restart from the last timestamp before it.
+# HubSpot refuses to page a search past 10,000 results.
 SEARCH_RESULT_CAP = 10_000
 EXISTING_ID = re.compile(r"Existing ID: (\d+)")
 
@@ -83,26 +84,23 @@ class HubspotAdapter(CrmAdapter):
                 return
 
     def list_changed(self, *, cursor):
-        since = max(int(cursor or 0) - SEARCH_OVERLAP_MS, 0)
-        seen: set[tuple[str, str]] = set()
-        after, read_in_query = None, 0
-        while True:
+        def search(since, after):
             body = self.client.search_modified_since(since_ms=since, properties=self.properties, after=after)
-            results = body.get("results", [])
-            fresh = [item for item in results if (item["id"], item.get("updatedAt")) not in seen]
-            seen.update((item["id"], item.get("updatedAt")) for item in results)
-            page_cursor = str(mapping.modified_ms(results[-1])) if results else None
+            return body.get("results", []), ((body.get("paging") or {}).get("next") or {}).get("after")
+
+        pages = changed_since(
+            search,
+            since=max(int(cursor or 0) - SEARCH_OVERLAP_MS, 0),
+            stamp=mapping.modified_ms,
+            identity=lambda item: (item["id"], item.get("updatedAt")),
+            # Past the cap, a query from the next millisecond: more than 10,000 contacts modified in one
+            # millisecond cannot all be read.
+            past_cap=lambda read, since: since + 1 if read > SEARCH_RESULT_CAP else None,
+        )
+        for results, fresh in pages:
             if fresh:
-                yield RemotePage(records=[self.to_record(item) for item in fresh], cursor=page_cursor)
-            after = ((body.get("paging") or {}).get("next") or {}).get("after")
-            read_in_query += len(results)
-            if not after:
-                return
-            if read_in_query + SEARCH_PAGE_SIZE > SEARCH_RESULT_CAP:
-                # A new query from the last timestamp read; the seen set drops the repeats.
-                restart = mapping.modified_ms(results[-1])
-                since = restart if restart > since else since + 1
-                after, read_in_query = None, 0
+                records = [self.to_record(item) for item in fresh]
+                yield RemotePage(records=records, cursor=str(mapping.modified_ms(results[-1])))
 
     def read_many(self, remote_ids):
         return self._read(ids=list(remote_ids))

@@ -17,6 +17,7 @@ from syncapp.exceptions import (
     TransientProviderError,
 )
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
+from syncapp.providers.base.paging import changed_since
 
 from . import mapping
 from .client import PipedriveClient
@@ -82,14 +83,16 @@ class PipedriveAdapter(CrmAdapter):
     def _pages(self, **query):
         cursor = None
         while True:
-            body = self.client.persons_list(cursor=cursor, **query)
-            self._raw = {}  # a listing keeps one page in memory, the one being reconciled
-            records = [self.to_record(item) for item in body.get("data") or []]
-            next_cursor = (body.get("additional_data") or {}).get("next_cursor")
+            records, next_cursor = self._page(self.client.persons_list(cursor=cursor, **query))
             yield records, next_cursor
             if not next_cursor or next_cursor == cursor:  # null at the end; a repeat would loop forever
                 return
             cursor = next_cursor
+
+    def _page(self, body: dict) -> tuple[list[RemoteState], str | None]:
+        self._raw = {}  # a listing keeps one page in memory, the one being reconciled
+        records = [self.to_record(item) for item in body.get("data") or []]
+        return records, (body.get("additional_data") or {}).get("next_cursor")
 
     def list_all(self):
         # The cursor is when the listing began, so reading changes from it covers the whole listing
@@ -105,11 +108,20 @@ class PipedriveAdapter(CrmAdapter):
             yield RemotePage(records=records, cursor=cursor)
 
     def list_changed(self, *, cursor):
-        since = _parse(cursor) - POLL_OVERLAP if cursor else datetime(2000, 1, 1, tzinfo=UTC)
-        seen: set[tuple[str, str]] = set()
-        for records, _ in self._pages(updated_since=since.strftime("%Y-%m-%dT%H:%M:%SZ")):
-            fresh = [r for r in records if (r.remote_id, r.version) not in seen]
-            seen.update((r.remote_id, r.version) for r in records)
+        def persons(since, after):
+            body = self.client.persons_list(cursor=after, updated_since=since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            return self._page(body)
+
+        pages = changed_since(
+            persons,
+            # In whole seconds, like update_time, so a page of one second counts as no progress.
+            since=(_parse(cursor) - POLL_OVERLAP).replace(microsecond=0)
+            if cursor
+            else datetime(2000, 1, 1, tzinfo=UTC),
+            stamp=lambda record: record.modified_at,
+            identity=lambda record: (record.remote_id, record.version),
+        )
+        for records, fresh in pages:
             latest = max((r.modified_at for r in records if r.modified_at), default=None)
             yield RemotePage(records=fresh, cursor=latest.isoformat() if latest else cursor)
 

@@ -86,7 +86,7 @@ def test_full_listing_pages_with_after_and_asks_only_for_mapped_properties(adapt
 def test_incremental_search_overlaps_the_cursor_sorts_ascending_and_saves_a_cursor_per_page(adapter, mocked):
     first = [contact(i, f"p{i}@example.com", updatedAt=f"2026-11-25T10:00:0{i}.000Z") for i in range(1, 3)]
     mocked.post(f"{CONTACTS}/search", json={"total": 3, "results": first, "paging": {"next": {"after": "2"}}})
-    mocked.post(f"{CONTACTS}/search", json={"total": 3, "results": [first[1], contact(3, "p3@example.com")]})
+    mocked.post(f"{CONTACTS}/search", json={"total": 2, "results": [first[1], contact(3, "p3@example.com")]})
 
     pages = list(adapter.list_changed(cursor="1764064800000"))
 
@@ -94,24 +94,51 @@ def test_incremental_search_overlaps_the_cursor_sorts_ascending_and_saves_a_curs
     (flt,) = body["filterGroups"][0]["filters"]
     assert flt == {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(1764064800000 - 120_000)}
     assert body["sorts"] == [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}]
-    assert body["limit"] == 200 and "after" not in body and sent_json(mocked.calls[1])["after"] == "2"
+    assert body["limit"] == 200 and "after" not in body
     assert [[r.remote_id for r in page.records] for page in pages] == [["1", "2"], ["3"]]  # "2" again is dropped
     assert pages[0].cursor == str(1795600802000)  # 2026-11-25T10:00:02Z, the last row's lastmodifieddate
 
 
-def test_incremental_search_restarts_from_the_last_timestamp_before_the_10000_cap(adapter, mocked):
-    page = [contact(i, f"c{i}@example.com", updatedAt="2026-11-25T10:00:00.000Z") for i in range(200)]
+def test_each_search_page_is_a_new_query_from_the_last_timestamp_so_writes_between_pages_skip_nothing(adapter, mocked):
+    # HubSpot's "after" is an offset: once the sync has updated the first page's contacts, they sort
+    # last, and offset 2 would start past contact 3. A query from the last timestamp read starts at it.
+    first = [contact(i, f"p{i}@example.com", updatedAt=f"2026-11-25T10:00:0{i}.000Z") for i in range(1, 3)]
+    mocked.post(f"{CONTACTS}/search", json={"results": first, "paging": {"next": {"after": "2"}}})
+    mocked.post(f"{CONTACTS}/search", json={"results": [first[1], contact(3, "p3@example.com")]})
+
+    pages = adapter.list_changed(cursor="1764064800000")
+    next(pages)
+    rest = list(pages)
+
+    second = sent_json(mocked.calls[1])
+    assert "after" not in second
+    assert second["filterGroups"][0]["filters"][0] == {
+        "propertyName": "lastmodifieddate",
+        "operator": "GTE",
+        "value": str(1795600802000),
+    }
+    assert [r.remote_id for page in rest for r in page.records] == ["3"]
+
+
+def test_a_page_all_in_one_millisecond_follows_after_and_the_10000_cap_moves_to_the_next_millisecond(adapter, mocked):
+    same = "2026-11-25T10:00:00.000Z"  # 1795600800000
+    page = [contact(i, f"c{i}@example.com", updatedAt=same) for i in range(200)]
     last = contact(9999, "last@example.com", updatedAt="2026-11-25T11:00:00.000Z")
-    for n in range(50):  # 50 pages of 200 reach the cap; page 51 would be refused
-        results = page[:199] + [last] if n == 49 else page
-        mocked.post(f"{CONTACTS}/search", json={"results": results, "paging": {"next": {"after": str((n + 1) * 200)}}})
+    # The first page moves the query to 10:00:00; from there no page gets further, so "after" pages on
+    # until 10,000 results, where page 51 would be refused.
+    mocked.post(f"{CONTACTS}/search", json={"results": page, "paging": {"next": {"after": "200"}}})
+    for n in range(50):
+        mocked.post(f"{CONTACTS}/search", json={"results": page, "paging": {"next": {"after": str((n + 1) * 200)}}})
     mocked.post(f"{CONTACTS}/search", json={"results": [last]})
 
-    list(adapter.list_changed(cursor="1764064800000"))
+    records = [r for page in adapter.list_changed(cursor="1764064800000") for r in page.records]
 
-    restart = sent_json(mocked.calls[-1])
-    assert "after" not in restart
-    assert restart["filterGroups"][0]["filters"][0]["value"] == str(1795604400000)  # 2026-11-25T11:00:00Z
+    filters = [sent_json(call)["filterGroups"][0]["filters"][0]["value"] for call in mocked.calls]
+    afters = [sent_json(call).get("after") for call in mocked.calls]
+    assert filters[1:51] == ["1795600800000"] * 50
+    assert afters[1:51] == [None] + [str(n * 200) for n in range(1, 50)]
+    assert (filters[-1], afters[-1]) == ("1795600800001", None)
+    assert [r.remote_id for r in records] == [str(i) for i in range(200)] + ["9999"]
 
 
 def test_batch_read_by_id_and_by_email(adapter, mocked):

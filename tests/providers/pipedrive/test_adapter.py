@@ -117,6 +117,32 @@ def test_polling_asks_for_updated_since_with_overlap_sorted_by_update_time(conne
     assert page_.cursor == "2026-11-25T10:00:05+00:00"
 
 
+def test_each_poll_page_is_a_new_query_from_the_last_update_time_and_one_second_pages_follow_the_cursor(
+    connection, mocked
+):
+    # Pipedrive does not say what its cursor holds; if it were an offset, the sync's writes between
+    # pages (each moves a person to the end) would make it skip persons. So each page starts from the
+    # last update_time read, and only a page all in that one second follows next_cursor.
+    mocked.get(PERSONS, json=page(person(1, "a@x.com", "2026-11-25T10:00:05Z"), cursor="c1"))
+    mocked.get(PERSONS, json=page(person(1, "a@x.com", "2026-11-25T10:00:05Z"), cursor="c2"))
+    mocked.get(PERSONS, json=page(person(2, "b@x.com", "2026-11-25T10:00:05Z"), cursor="c3"))
+    mocked.get(PERSONS, json=page(person(3, "c@x.com", "2026-11-25T10:00:09Z")))
+
+    pages = list(get_adapter(connection).list_changed(cursor="2026-11-25T10:00:00+00:00"))
+
+    queries = [
+        (c.request.params["updated_since"], c.request.params.get("cursor"))
+        for c in calls(mocked, "GET", "/api/v2/persons")
+    ]
+    assert queries == [
+        ("2026-11-25T09:59:00Z", None),
+        ("2026-11-25T10:00:05Z", None),
+        ("2026-11-25T10:00:05Z", "c2"),
+        ("2026-11-25T10:00:05Z", "c3"),
+    ]
+    assert [[r.remote_id for r in p.records] for p in pages] == [["1"], [], ["2"], ["3"]]  # person 1 once
+
+
 def test_writes_send_name_and_keep_the_emails_and_phones_they_do_not_own(connection, mocked):
     ada = fixture("persons_page1")["data"][0]
     mocked.get(PERSONS, json=page(ada))
