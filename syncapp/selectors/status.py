@@ -11,13 +11,15 @@ from syncapp.exceptions import ProviderNotConfiguredError
 from syncapp.models import ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun, Tenant
 from syncapp.providers import get_adapter_class
 
-HEALTHY, SYNCING, DEGRADED, RATE_LIMITED, ERROR, NEEDS_SETUP = (
+HEALTHY, SYNCING, DEGRADED, RATE_LIMITED, ERROR, NEEDS_SETUP, PAUSED, DISCONNECTED = (
     "healthy",
     "syncing",
     "degraded",
     "rate-limited",
     "error",
     "needs-setup",
+    "paused",
+    "disconnected",
 )
 BADGE_LABELS = {
     HEALTHY: "Healthy",
@@ -26,6 +28,8 @@ BADGE_LABELS = {
     RATE_LIMITED: "Rate limited",
     ERROR: "Error",
     NEEDS_SETUP: "Needs setup",
+    PAUSED: "Paused",
+    DISCONNECTED: "Disconnected",
 }
 CHART_RUNS = 20
 LISTED_RECORDS = 50  # excluded and failing records shown per card; the rest are counted
@@ -42,18 +46,23 @@ def connection_badge(
 ) -> str:
     """Return the badge of a connection from its state. Pure: the first matching rule wins.
 
-    A running sync shows first (it is what changes next), then what stops syncing (the CRM's daily
-    limit, an error), then what leaves data out (pronouns not set up, records failing or excluded).
+    A disconnected connection says only that. Then a running sync shows (it is what changes next),
+    then what stops syncing (a pause, the CRM's daily limit, an error), then what leaves data out
+    (pronouns not set up, records failing or excluded).
     """
+    if status == CrmConnection.Status.DISCONNECTED:
+        return DISCONNECTED
     if running:
         return SYNCING
+    if status == CrmConnection.Status.PAUSED:
+        return PAUSED
     if status == CrmConnection.Status.RATE_LIMITED:
         return RATE_LIMITED
     if status == CrmConnection.Status.ERROR or last_run_status == SyncRun.Status.FAILED:
         return ERROR
     if not pronouns_configured:
         return NEEDS_SETUP
-    if last_run_errors or problem_records or status != CrmConnection.Status.ACTIVE:
+    if last_run_errors or problem_records:
         return DEGRADED
     return HEALTHY
 
@@ -136,6 +145,10 @@ class ConnectionStatus:
     @property
     def last_run_summary(self) -> str:
         return run_summary(self.last_run)
+
+    @property
+    def last_success_summary(self) -> str:
+        return success_summary(self.last_success)
 
     @property
     def pronouns_configured(self) -> bool:
@@ -238,10 +251,23 @@ def run_summary(run: SyncRun | None) -> str:
     return f"{line}. {run.error}" if run.error else f"{line}."
 
 
+def success_summary(run: SyncRun | None) -> str:
+    """When the last successful run finished and what it did, for the card and its JSON."""
+    if run is None:
+        return "never"
+    when = f"{timezone.localtime(run.finished_at or run.started_at):%Y-%m-%d %H:%M}"
+    return (
+        f"{when} ({run.created} created, {run.updated} updated, {run.deleted} deleted, "
+        f"{run.conflicts} conflicts, {run.errors} errors)"
+    )
+
+
 def connection_status_json(*, connection: CrmConnection) -> dict:
-    """What the page polls every two seconds: the badge, whether a sync runs, the last run."""
+    """What the page polls every two seconds: the badge, whether a sync runs, the last and last good run."""
     status = connection_status(connection=connection, with_details=False)
     last = status.last_run
+    runs = SyncRun.objects.filter(connection=connection).order_by("-started_at", "-pk")
+    last_success = runs.filter(status=SyncRun.Status.SUCCEEDED).first()
     return {
         "id": connection.pk,
         "badge": status.badge,
@@ -259,4 +285,5 @@ def connection_status_json(*, connection: CrmConnection) -> dict:
             "error": last.error,
         },
         "last_run_summary": run_summary(last),
+        "last_success_summary": success_summary(last_success),
     }

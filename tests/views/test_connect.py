@@ -163,6 +163,7 @@ def test_disconnect_confirms_then_stops_the_schedule_and_keeps_the_history(alice
     response = alice.post(url, follow=True)
     html = response.content.decode()
     assert "In-memory CRM crm-1: disconnected" in html and "data-disconnected" in html and "data-reconnect" in html
+    assert '<span class="badge disconnected">Disconnected</span>' in html
     connection.refresh_from_db()
     assert connection.status == CrmConnection.Status.DISCONNECTED
     assert connection.credentials == {}

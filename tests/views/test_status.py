@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from syncapp.models import (
     Contact,
@@ -16,9 +17,11 @@ from syncapp.models import (
 )
 from syncapp.selectors.status import (
     DEGRADED,
+    DISCONNECTED,
     ERROR,
     HEALTHY,
     NEEDS_SETUP,
+    PAUSED,
     RATE_LIMITED,
     SYNCING,
     connection_badge,
@@ -45,7 +48,9 @@ ACTIVE, CONFIGURED = CrmConnection.Status.ACTIVE, True
         ({"pronouns_configured": False, "last_run_errors": 3}, NEEDS_SETUP),
         ({"last_run_errors": 1}, DEGRADED),
         ({"problem_records": 2}, DEGRADED),
-        ({"status": CrmConnection.Status.PAUSED}, DEGRADED),
+        ({"status": CrmConnection.Status.PAUSED, "last_run_errors": 1}, PAUSED),
+        ({"status": CrmConnection.Status.PAUSED, "running": True}, SYNCING),  # a sync started before the pause
+        ({"status": CrmConnection.Status.DISCONNECTED, "running": True, "pronouns_configured": False}, DISCONNECTED),
         ({"last_run_status": None}, HEALTHY),
     ],
 )
@@ -127,7 +132,7 @@ def test_a_card_shows_the_connection_state(alice, connection):
 
     assert f'id="connection-{connection.pk}"' in page
     assert '<span class="badge degraded">Degraded</span>' in page
-    assert "(3 created, 2 updated, 1 deleted,\n      4 conflicts, 0 errors)" in page
+    assert "(3 created, 2 updated, 1 deleted, 4 conflicts, 0 errors)</dd>" in page
     assert "2 in the last 24 h" in page
     assert "1 awaiting review" in page
     assert "Email address bad@example is invalid" in page
@@ -208,6 +213,12 @@ def test_status_json_follows_a_running_then_failed_run(alice, connection):
     assert data["last_run"]["status"] == "failed" and data["last_run"]["errors"] == 2
     assert data["last_run_summary"].startswith("Manual run failed at")
     assert data["last_run_summary"].endswith("2 errors. The CRM answered 500.")
+    assert data["last_success_summary"] == "never"
+
+    good = SyncRun.objects.create(connection=connection, trigger="manual", status="succeeded", created=4)
+    data = alice.get(url).json()
+    assert data["last_success_summary"].endswith("(4 created, 0 updated, 0 deleted, 0 conflicts, 0 errors)")
+    assert data["last_success_summary"].startswith(f"{timezone.localtime(good.started_at):%Y-%m-%d %H:%M}")
 
 
 def test_the_pronouns_banner_stays_until_setup_succeeds(alice, connection):
