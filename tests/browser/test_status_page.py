@@ -1,70 +1,21 @@
 """The status page in a real browser: Debian's headless Chromium driven by Playwright, against live_server.
 
-CI installs Chromium (`.ci/run`); the test needs it at /usr/bin/chromium and never downloads a browser.
 The screenshot goes to a temporary directory, or to ``STATUS_PAGE_SCREENSHOT`` when set
 (``STATUS_PAGE_SCREENSHOT=docs/status-page.png`` refreshes the README's picture).
 """
 
 import os
-import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from syncapp import tasks
 from syncapp.models import CrmConnection
 from syncapp.services.sync import SYNC_TASK
 from syncapp.services.tenants import tenant_create
-from tests.conftest import queued_tasks, sandbox_connection
+from tests.browser.conftest import log_in, run_queued_tasks
+from tests.conftest import sandbox_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 15_000  # the page polls status.json every 2 s
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API keeps an asyncio loop in this thread; the ORM calls the test makes between
-    # browser steps are ordinary synchronous ones, so Django's async-safety check is lifted for it.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def log_in(browser, live_server, username, password):
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(live_server.url + "/")
-    expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(live_server.url + "/")
-    return page
-
-
-def run_queued_syncs(broker) -> int:
-    """Run the sync tasks the page queued, as a django-q2 worker would, in this thread."""
-    ran = 0
-    for task in queued_tasks(broker):
-        if task["func"] == SYNC_TASK:
-            tasks.connection_sync(*task["args"], **task["kwargs"])
-            ran += 1
-    return ran
 
 
 def test_status_page_pronouns_setup_sync_now_and_tenant_isolation(
@@ -92,7 +43,7 @@ def test_status_page_pronouns_setup_sync_now_and_tenant_isolation(
     before = last_run.inner_text()
     # Mark this document: a reload would lose the mark, so the update below comes from the polling script.
     page.evaluate("window.__notReloaded = true")
-    assert run_queued_syncs(broker) == 1
+    assert run_queued_tasks(broker) == [SYNC_TASK]
     expect(last_run).not_to_have_text(before)
     expect(last_run).to_contain_text("Manual run succeeded")
     assert page.evaluate("window.__notReloaded === true")
