@@ -338,6 +338,34 @@ def test_user_cannot_complete_a_flow_started_for_another_tenant(alice_client, cl
     assert not CrmConnection.objects.exists()
 
 
+def test_a_state_is_accepted_once_and_only_in_the_session_that_started_the_flow(alice_client, tenant, mocked_responses):
+    state = _start(alice_client, "hubspot")
+    elsewhere = type(alice_client)()  # alice signed in on another browser, fed the same link
+    elsewhere.force_login(get_user_model().objects.get(username="alice"))
+
+    refused = elsewhere.get("/oauth/hubspot/callback/", {"code": "c", "state": state})
+
+    assert refused.status_code == 400
+    assert "not started in this browser session" in refused.content.decode()
+    assert len(mocked_responses.calls) == 0
+    _hubspot_token_answer(mocked_responses)
+    mocked_responses.get("https://api.hubapi.com/oauth/v1/access-tokens/hs-access", json={"hub_id": 62515})
+    assert alice_client.get("/oauth/hubspot/callback/", {"code": "c", "state": state}).status_code == 200
+    replayed = alice_client.get("/oauth/hubspot/callback/", {"code": "c", "state": state})
+    assert replayed.status_code == 400 and "already used" in replayed.content.decode()
+    assert len(mocked_responses.calls) == 2  # one exchange and its token lookup, nothing for the replay
+
+
+def test_a_session_keeps_its_five_latest_flows(alice_client, mocked_responses):
+    states = [_start(alice_client, "hubspot") for _ in range(6)]
+
+    oldest = alice_client.get("/oauth/hubspot/callback/", {"error": "access_denied", "state": states[0]})
+    latest = alice_client.get("/oauth/hubspot/callback/", {"error": "access_denied", "state": states[-1]})
+
+    assert "not started in this browser session" in oldest.content.decode()
+    assert "did not grant access: access_denied" in latest.content.decode()
+
+
 def test_sandbox_override_sends_the_exchange_there_and_refreshes_there(alice_client, tenant, settings, monkeypatch):
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     settings.DEBUG = True

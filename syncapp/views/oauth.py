@@ -5,6 +5,7 @@ receives the authorization code and the client credentials: a cross-site link mu
 """
 
 import logging
+import secrets
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -22,6 +23,10 @@ from syncapp.services.oauth import OAUTH_PROVIDERS, oauth_connection_complete
 logger = logging.getLogger(__name__)
 
 TEMPLATE = "syncapp/oauth_result.html"
+# The nonces of the flows this browser session started and has not finished: a state is accepted once,
+# and only in the session that asked for it (RFC 6749, section 10.12).
+SESSION_NONCES = "syncapp_oauth_nonces"
+PENDING_FLOWS = 5  # per session; starting a sixth forgets the oldest
 
 
 @login_required
@@ -52,15 +57,18 @@ def oauth_start(request: HttpRequest, provider_id: str) -> HttpResponse:
         except ValidationError as exc:
             return _result(request, provider_id, error=str(exc), status=400)
 
+    nonce = secrets.token_urlsafe(16)
     try:
         url = oauth_authorization_url(
             config=config,
             tenant_id=membership.tenant_id,
             redirect_uri=_redirect_uri(provider_id),
             api_base_url=api_base,
+            nonce=nonce,
         )
     except SyncError as exc:
         return _result(request, provider_id, error=str(exc), status=400)
+    request.session[SESSION_NONCES] = [*request.session.get(SESSION_NONCES, []), nonce][-PENDING_FLOWS:]
     return HttpResponseRedirect(url)
 
 
@@ -89,6 +97,17 @@ def oauth_callback(request: HttpRequest, provider_id: str) -> HttpResponse:
             error="This authorization was started for a tenant you are not a member of.",
             status=403,
         )
+
+    pending = request.session.get(SESSION_NONCES, [])
+    if state.get("nonce") not in pending:
+        return _result(
+            request,
+            provider_id,
+            error="This authorization was not started in this browser session, or it was already used. "
+            "Please start again.",
+            status=400,
+        )
+    request.session[SESSION_NONCES] = [nonce for nonce in pending if nonce != state["nonce"]]
 
     error = request.GET.get("error", "")
     if error:

@@ -51,11 +51,14 @@ def oauth_endpoint(url: str, api_base_url: str = "") -> str:
     return api_base_url.rstrip("/") + urlsplit(url).path
 
 
-def oauth_authorization_url(*, config: OAuthConfig, tenant_id: int, redirect_uri: str, api_base_url: str = "") -> str:
+def oauth_authorization_url(
+    *, config: OAuthConfig, tenant_id: int, redirect_uri: str, api_base_url: str = "", nonce: str = ""
+) -> str:
     """Return the provider URL that asks the user to grant access to ``tenant_id``.
 
     The ``state`` is signed and timestamped, so the callback can trust the tenant and base URL it
-    names without storing anything; the nonce makes every state unique.
+    names; ``nonce`` (a random one when empty) makes every state unique, and lets the caller tie it
+    to the browser session that started the flow.
     """
     client_id, client_secret = _client_credentials(config)
     state = signing.dumps(
@@ -63,7 +66,7 @@ def oauth_authorization_url(*, config: OAuthConfig, tenant_id: int, redirect_uri
             "tenant_id": tenant_id,
             "provider_id": config.provider_id,
             "api_base_url": api_base_url,
-            "nonce": secrets.token_urlsafe(16),
+            "nonce": nonce or secrets.token_urlsafe(16),
         },
         salt=STATE_SALT,
     )
