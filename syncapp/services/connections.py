@@ -12,7 +12,7 @@ from django.utils import timezone
 from syncapp.engine import FIELDS, STRATEGIES
 from syncapp.exceptions import SyncAlreadyRunningError, SyncError, ValidationError
 from syncapp.models import CrmConnection, Tenant
-from syncapp.providers import provider_ids
+from syncapp.providers import get_adapter_class, provider_ids
 from syncapp.services.schedules import connection_schedule_update
 
 
@@ -66,6 +66,32 @@ def connection_create(
     connection.save()
     connection_schedule_update(connection=connection)
     return connection
+
+
+def connection_connect_token(
+    *, tenant: Tenant, provider: str, token: str, account_id: str = "", api_base_url: str = ""
+) -> CrmConnection:
+    """Connect (or reconnect) a CRM account with a pasted private-app / API token.
+
+    The CRM is asked which account the token opens, so a wrong or revoked token is refused here,
+    not at the first sync; where it can say, a typed ``account_id`` is optional and must match.
+    """
+    if provider not in provider_ids():
+        raise ValidationError(f"Unknown provider '{provider}'; choose one of: {', '.join(provider_ids())}.")
+    token, typed = token.strip(), str(account_id).strip()
+    if not token:
+        raise ValidationError("Paste the private-app / API token.")
+    api_base_url = api_base_validate(api_base_url)
+    found = get_adapter_class(provider).token_account_id(token=token, api_base_url=api_base_url)
+    if found and typed and found != typed:
+        raise ValidationError(f"This token opens {provider} account {found}, not {typed}.")
+    return connection_create(
+        tenant=tenant,
+        provider=provider,
+        account_id=found or typed,
+        credentials={"access_token": token},
+        api_base_url=api_base_url,
+    )
 
 
 def connection_reconnect(*, connection: CrmConnection, credentials: dict, api_base_url: str = "") -> CrmConnection:

@@ -11,9 +11,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from syncapp.exceptions import ProviderNotConfiguredError, ValidationError
+from syncapp.exceptions import ProviderNotConfiguredError, SyncError
 from syncapp.providers import get_adapter_class, provider_ids
-from syncapp.services.connections import connection_create, connection_disconnect
+from syncapp.services.connections import connection_connect_token, connection_disconnect
 from syncapp.services.oauth import OAUTH_PROVIDERS
 from syncapp.views.status import _connection, _name
 from syncapp.views.tenancy import current_tenant
@@ -62,34 +62,33 @@ def connect_token(request: HttpRequest) -> HttpResponse:
     """Connect (or reconnect a disconnected) CRM account with a pasted private-app / API token."""
     tenant = current_tenant(request)
     provider = request.POST.get("provider", "").strip()
-    account_id = request.POST.get("account_id", "").strip()
-    token = request.POST.get("token", "").strip()
     api_base = request.POST.get("api_base", "").strip()
     # The token is never echoed back into the form.
-    form = {"provider": provider, "account_id": account_id, "api_base": api_base, "error": ""}
-    if provider not in {entry["id"] for entry in connectable_providers()}:
+    form = {
+        "provider": provider,
+        "account_id": request.POST.get("account_id", "").strip(),
+        "api_base": api_base,
+        "matched": provider in {entry["id"] for entry in connectable_providers()},
+    }
+    if not form["matched"]:
         form["error"] = f"Unknown provider '{provider}'."
-    elif not token:
-        form["error"] = "Paste the private-app / API token."
     elif api_base and not (settings.DEBUG or request.user.is_staff):
         form["error"] = "Only staff may override the API base URL."
-    form["matched"] = provider in {entry["id"] for entry in connectable_providers()}
-    if form["error"]:
-        return _page(request, form=form, status=400)
-    try:
-        connection = connection_create(
-            tenant=tenant,
-            provider=provider,
-            account_id=account_id,
-            credentials={"access_token": token},
-            api_base_url=api_base,
-        )
-    except ValidationError as exc:
-        form["error"] = str(exc)
-        form["matched"] = True
-        return _page(request, form=form, status=400)
-    messages.success(request, f"{_name(connection)}: connected; the first sync runs at the next poll.")
-    return redirect("syncapp:status")
+    else:
+        try:
+            connection = connection_connect_token(
+                tenant=tenant,
+                provider=provider,
+                token=request.POST.get("token", ""),
+                account_id=form["account_id"],
+                api_base_url=api_base,
+            )
+        except SyncError as exc:
+            form["error"] = str(exc)
+        else:
+            messages.success(request, f"{_name(connection)}: connected; the first sync runs at the next poll.")
+            return redirect("syncapp:status")
+    return _page(request, form=form, status=400)
 
 
 @login_required

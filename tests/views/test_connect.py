@@ -1,15 +1,19 @@
 """Connect a CRM: the providers page, pasting a token, disconnecting and reconnecting."""
 
+import json
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+import responses
 from django.test import Client
 from django.urls import reverse
 from django_q.models import Schedule
+from responses import matchers
 
+from syncapp.exceptions import OAuthError
 from syncapp.models import CrmConnection, SyncRun
-from syncapp.services.connections import connection_create, connection_disconnect
+from syncapp.services.connections import connection_connect_token, connection_create, connection_disconnect
 from syncapp.services.tenants import tenant_create
 from tests.conftest import make_connection
 
@@ -22,6 +26,20 @@ TOKEN = "pat-na1-very-secret-token-0123"
 def allowed_hosts(settings):
     settings.CRM_API_ALLOWED_HOSTS = ["api.hubapi.com", ".pipedrive.com", "127.0.0.1"]
     return settings
+
+
+@pytest.fixture
+def token_lookup():
+    """HubSpot's account details for TOKEN (portal 4242), and any other token refused as HubSpot does."""
+
+    def details(request):
+        if request.headers.get("Authorization") == f"Bearer {TOKEN}":
+            return 200, {}, json.dumps({"portalId": 4242})
+        return 401, {}, json.dumps({"status": "error", "message": "Authentication credentials not found."})
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback(responses.GET, "https://api.hubapi.com/account-info/v3/details", callback=details)
+        yield mock
 
 
 def _schedule(connection):
@@ -66,7 +84,7 @@ def test_the_status_page_links_to_connect(alice):
     assert reverse("syncapp:connect") in alice.get(reverse("syncapp:status")).content.decode()
 
 
-def test_pasting_a_token_creates_an_encrypted_polled_connection(alice, tenant):
+def test_pasting_a_token_creates_an_encrypted_polled_connection(alice, tenant, token_lookup):
     response = alice.post(
         reverse("syncapp:connect-token"), {"provider": "hubspot", "account_id": "4242", "token": TOKEN}, follow=True
     )
@@ -82,7 +100,7 @@ def test_pasting_a_token_creates_an_encrypted_polled_connection(alice, tenant):
     assert TOKEN not in alice.get(reverse("syncapp:connect")).content.decode()
 
 
-def test_a_duplicate_account_is_refused_on_the_form(alice, tenant):
+def test_a_duplicate_account_is_refused_on_the_form(alice, tenant, token_lookup):
     connection_create(tenant=tenant, provider="hubspot", account_id="4242", credentials={"access_token": "x"})
     response = alice.post(
         reverse("syncapp:connect-token"), {"provider": "hubspot", "account_id": "4242", "token": TOKEN}
@@ -94,7 +112,7 @@ def test_a_duplicate_account_is_refused_on_the_form(alice, tenant):
     assert CrmConnection.objects.get(provider="hubspot", account_id="4242").credentials == {"access_token": "x"}
 
 
-def test_another_tenants_account_is_refused_without_naming_it(alice):
+def test_another_tenants_account_is_refused_without_naming_it(alice, token_lookup):
     other = tenant_create(slug="globex", name="Globex", username="bob", password="pw-bob-123")
     connection_create(tenant=other, provider="hubspot", account_id="4242", credentials={"access_token": "x"})
     connection_disconnect(connection=CrmConnection.objects.get(account_id="4242"))
@@ -104,6 +122,43 @@ def test_another_tenants_account_is_refused_without_naming_it(alice):
     assert response.status_code == 400 and "already connected" in response.content.decode()
     assert "Globex" not in response.content.decode()
     assert CrmConnection.objects.get(account_id="4242").tenant == other
+
+
+def test_the_account_id_is_read_from_the_token_and_a_typed_one_must_match(alice, tenant, token_lookup):
+    wrong = alice.post(reverse("syncapp:connect-token"), {"provider": "hubspot", "account_id": "999", "token": TOKEN})
+    assert wrong.status_code == 400
+    assert "This token opens hubspot account 4242, not 999." in wrong.content.decode()
+    assert not CrmConnection.objects.exists()
+
+    blank = alice.post(reverse("syncapp:connect-token"), {"provider": "hubspot", "account_id": "", "token": TOKEN})
+
+    assert blank.status_code == 302
+    assert CrmConnection.objects.get(tenant=tenant).account_id == "4242"
+
+
+def test_a_token_the_crm_refuses_is_an_error_on_the_form_and_connects_nothing(alice, token_lookup):
+    response = alice.post(
+        reverse("syncapp:connect-token"), {"provider": "hubspot", "account_id": "4242", "token": "pat-na1-revoked"}
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "failed (401): Authentication credentials not found." in html
+    assert "pat-na1-revoked" not in html
+    assert not CrmConnection.objects.exists()
+
+
+def test_a_pipedrive_api_token_is_sent_as_x_api_token_to_find_the_company(alice, tenant):
+    with responses.RequestsMock() as mock:
+        mock.get(
+            "https://api.pipedrive.com/api/v1/users/me",
+            json={"success": True, "data": {"id": 1, "company_id": 8087566}},
+            match=[matchers.header_matcher({"x-api-token": "pd-token"})],
+        )
+        response = alice.post(reverse("syncapp:connect-token"), {"provider": "pipedrive", "token": "pd-token"})
+
+    assert response.status_code == 302
+    assert CrmConnection.objects.get(tenant=tenant, provider="pipedrive").account_id == "8087566"
 
 
 def test_unknown_provider_and_test_fakes_are_refused(alice):
@@ -185,7 +240,7 @@ def test_another_tenants_user_gets_404_on_disconnect(tenant):
     assert connection.status == CrmConnection.Status.ACTIVE and _schedule(connection) is not None
 
 
-def test_pasting_a_token_again_reconnects_a_disconnected_connection(alice, tenant):
+def test_pasting_a_token_again_reconnects_a_disconnected_connection(alice, tenant, token_lookup):
     connection = connection_create(
         tenant=tenant, provider="hubspot", account_id="4242", credentials={"access_token": "old"}
     )
@@ -255,3 +310,18 @@ def test_oauth_round_trip_from_the_connect_page_against_the_sandbox(alice, tenan
     connection.refresh_from_db()
     assert connection.status == CrmConnection.Status.ACTIVE and connection.credentials["access_token"]
     assert _schedule(connection) is not None
+
+
+@pytest.mark.parametrize("provider", ["hubspot", "pipedrive"])
+def test_a_pasted_sandbox_token_finds_its_account_and_a_wrong_one_is_refused(tenant, crm_sandbox, settings, provider):
+    settings.CRM_API_ALLOWED_HOSTS = ["127.0.0.1"]
+    account = crm_sandbox.sandbox.account_create(provider)
+
+    with pytest.raises(OAuthError, match=r"failed \(401\)"):
+        connection_connect_token(tenant=tenant, provider=provider, token="not-a-token", api_base_url=account.base_url)
+    connection = connection_connect_token(
+        tenant=tenant, provider=provider, token=account.token, api_base_url=account.base_url
+    )
+
+    assert connection.account_id == str(account.account_id)
+    assert connection.credentials == {"access_token": account.token}

@@ -74,6 +74,14 @@ class CrmAdapter:
         # Calls made by an adapter without a client.
         self.calls = 0
 
+    @classmethod
+    def token_account_id(cls, *, token: str, api_base_url: str) -> str:
+        """Return the id of the CRM account a pasted private-app / API token opens, or "" if the CRM cannot say.
+
+        Raises OAuthError with the CRM's message when it refuses the token.
+        """
+        return ""
+
     @property
     def api_calls(self) -> int:
         """Return how many API calls this adapter made (reported on the sync run)."""

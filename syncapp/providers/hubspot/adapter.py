@@ -19,6 +19,7 @@ from syncapp.providers.base.paging import changed_since
 
 from . import mapping
 from .client import HubspotClient
+from .oauth import hubspot_token_portal_id
 from .webhooks import HubspotWebhookHandler
 
 # Search results appear "after a few moments": each incremental read goes back this far.
@@ -45,6 +46,10 @@ class HubspotAdapter(CrmAdapter):
     def __init__(self, *, connection):
         super().__init__(connection=connection)
         self.client = HubspotClient(connection=connection)
+
+    @classmethod
+    def token_account_id(cls, *, token: str, api_base_url: str) -> str:
+        return hubspot_token_portal_id(token=token, api_base_url=api_base_url)
 
     # Mapping -------------------------------------------------------------------------------
 

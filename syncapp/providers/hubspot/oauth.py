@@ -23,6 +23,22 @@ HUBSPOT_OAUTH = OAuthConfig(
 )
 
 
+def hubspot_token_portal_id(*, token: str, api_base_url: str) -> str:
+    """Return the id of the HubSpot portal a private-app token opens (``GET /account-info/v3/details``).
+
+    The OAuth token lookup below does not know private-app tokens; the account details do.
+    """
+    base = (api_base_url or DEFAULT_API_BASE_URL).rstrip("/")
+    data = oauth_get_json(
+        url=f"{base}/account-info/v3/details",
+        headers={"Authorization": f"Bearer {token}"},
+        description="Looking up the HubSpot portal of this token",
+    )
+    if not data.get("portalId"):
+        raise OAuthError("HubSpot's account details have no portalId.")
+    return str(data["portalId"])
+
+
 def hubspot_portal_id(*, access_token: str, api_base_url: str) -> str:
     """Return the id of the HubSpot portal (``hub_id``) an access token belongs to."""
     base = (api_base_url or DEFAULT_API_BASE_URL).rstrip("/")

@@ -135,6 +135,7 @@ class HubspotSandboxAccount(SandboxAccount):
         Route("GET", PROPERTIES + "/{name}", "property_get"),
         Route("POST", "/oauth/v1/token", "oauth_token"),
         Route("GET", "/oauth/v1/access-tokens/{token}", "oauth_token_info"),
+        Route("GET", "/account-info/v3/details", "account_details"),
         Route("GET", "/oauth/authorize", "oauth_authorize"),
     ]
 
@@ -729,6 +730,22 @@ class HubspotSandboxAccount(SandboxAccount):
         if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
             raise ApiError(400, {"status": "BAD_CLIENT_ID", "message": "missing or unknown client id"})
         return Response.json(200, self.oauth_grant(form))
+
+    def account_details(self, request: Request) -> Response:
+        return Response.json(
+            200,
+            {
+                "portalId": int(self.account_id) if self.account_id.isdigit() else self.account_id,
+                "accountType": "STANDARD",
+                "timeZone": "UTC",
+                "companyCurrency": "USD",
+                "additionalCurrencies": [],
+                "utcOffset": "+00:00",
+                "utcOffsetMilliseconds": 0,
+                "uiDomain": "app.hubspot.com",
+                "dataHostingLocation": "na1",
+            },
+        )
 
     def oauth_token_info(self, request: Request, token: str) -> Response:
         if token not in self.tokens:

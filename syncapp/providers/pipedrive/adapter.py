@@ -21,6 +21,7 @@ from syncapp.providers.base.paging import changed_since
 
 from . import mapping
 from .client import PipedriveClient
+from .oauth import pipedrive_company_id
 from .webhooks import PipedriveWebhookHandler
 
 # update_time has whole seconds and updated_since is inclusive: re-read a little to miss nothing.
@@ -45,6 +46,10 @@ class PipedriveAdapter(CrmAdapter):
         # Pipedrive's clock: the Date header of its latest answer (see list_all).
         self._crm_date: str | None = None
         self.client.session.hooks["response"].append(self._note_crm_date)
+
+    @classmethod
+    def token_account_id(cls, *, token: str, api_base_url: str) -> str:
+        return pipedrive_company_id(access_token=token, api_domain=api_base_url, api_token=True)
 
     def _note_crm_date(self, response, *args, **kwargs) -> None:
         self._crm_date = response.headers.get("Date")

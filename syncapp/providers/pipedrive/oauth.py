@@ -17,12 +17,15 @@ PIPEDRIVE_OAUTH = OAuthConfig(
 )
 
 
-def pipedrive_company_id(*, access_token: str, api_domain: str) -> str:
-    """Return the id of the Pipedrive company an access token belongs to (``GET /api/v1/users/me``)."""
+def pipedrive_company_id(*, access_token: str, api_domain: str, api_token: bool = False) -> str:
+    """Return the id of the Pipedrive company a token belongs to (``GET /api/v1/users/me``).
+
+    ``api_token``: the token is a personal API token, sent as ``x-api-token``, not an OAuth one.
+    """
     base = (api_domain or DEFAULT_API_BASE_URL).rstrip("/")
     body = oauth_get_json(
         url=f"{base}/api/v1/users/me",
-        headers={"Authorization": f"Bearer {access_token}"},
+        headers={"x-api-token": access_token} if api_token else {"Authorization": f"Bearer {access_token}"},
         description="Looking up the Pipedrive company",
     )
     company_id = (body.get("data") or {}).get("company_id")
