@@ -1,10 +1,4 @@
-"""The status page in a real browser: Debian's headless Chromium driven by Playwright, against live_server.
-
-The screenshot goes to a temporary directory, or to ``STATUS_PAGE_SCREENSHOT`` when set
-(``STATUS_PAGE_SCREENSHOT=docs/status-page.png`` refreshes the README's picture).
-"""
-
-import os
+"""The status page in a real browser: Debian's headless Chromium driven by Playwright, against live_server."""
 
 import pytest
 from playwright.sync_api import expect
@@ -18,9 +12,7 @@ from tests.conftest import sandbox_connection
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_status_page_pronouns_setup_sync_now_and_tenant_isolation(
-    tenant, crm_sandbox, live_server, broker, browser, tmp_path
-):
+def test_status_page_pronouns_setup_sync_now_and_tenant_isolation(tenant, crm_sandbox, live_server, broker, browser):
     connection, account = sandbox_connection(tenant, crm_sandbox, "hubspot")
     page = log_in(browser, live_server, "alice", "pw-alice-123")
 
@@ -47,7 +39,6 @@ def test_status_page_pronouns_setup_sync_now_and_tenant_isolation(
     expect(last_run).not_to_have_text(before)
     expect(last_run).to_contain_text("Manual run succeeded")
     assert page.evaluate("window.__notReloaded === true")
-    page.screenshot(path=os.environ.get("STATUS_PAGE_SCREENSHOT") or str(tmp_path / "status-page.png"), full_page=True)
 
     tenant_create(slug="other", name="Other", username="bob", password="pw-bob-123")
     other = log_in(browser, live_server, "bob", "pw-bob-123")

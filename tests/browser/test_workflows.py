@@ -3,7 +3,12 @@
 Connect a sandbox CRM and watch Sync now change the badge; edit a contact and find the edit in the
 sandbox; settle a conflict and find the kept value in both places. django-q2's tasks run in the test
 (``run_queued_tasks``), as a worker would run them.
+
+The status page's screenshot goes to a temporary directory, or to ``STATUS_PAGE_SCREENSHOT`` when set
+(``STATUS_PAGE_SCREENSHOT=docs/status-page.png`` refreshes the README's picture).
 """
+
+import os
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -39,13 +44,13 @@ def synced_sandbox_contact(tenant, crm_sandbox, **values):
 
 
 def test_connect_a_sandbox_crm_set_up_pronouns_and_watch_sync_now_change_the_badge(
-    tenant, crm_sandbox, live_server, broker, browser
+    tenant, crm_sandbox, live_server, broker, browser, tmp_path
 ):
     # The API base URL override (to reach the sandbox) is offered to staff outside DEBUG.
     get_user_model().objects.filter(username="alice").update(is_staff=True)
     account = crm_sandbox.sandbox.account_create("hubspot")
     with account.lock:
-        account.control_create({"email": "grace@example.com", "first_name": "Grace"}, notify=False)
+        grace = account.control_create({"email": "grace@example.com", "first_name": "Grace"}, notify=False)["id"]
         account.control_create({"first_name": "Nameless"}, notify=False)
     page = log_in(browser, live_server, "alice", "pw-alice-123")
 
@@ -76,6 +81,18 @@ def test_connect_a_sandbox_crm_set_up_pronouns_and_watch_sync_now_change_the_bad
     assert Contact.objects.filter(tenant=tenant, email="grace@example.com", first_name="Grace").exists()
     page.reload()
     expect(card).to_contain_text("no email")
+
+    # A few more runs with CRM-side work, so the screenshot's chart has something to show.
+    for n in range(3):
+        with account.lock:
+            for m in range(n + 2):
+                account.control_create({"email": f"crm-{n}-{m}@example.com", "first_name": "Lin"}, notify=False)
+            account.control_update(grace, {"job_title": f"Engineer {n}"})
+        connection.refresh_from_db()
+        connection_sync(connection=connection)
+    page.reload()
+    expect(card.locator(".chart svg rect")).to_have_count(7)  # four runs' creates, three updates
+    page.screenshot(path=os.environ.get("STATUS_PAGE_SCREENSHOT") or str(tmp_path / "status-page.png"), full_page=True)
 
 
 def test_edit_a_contact_and_see_the_edit_arrive_in_the_sandbox(tenant, crm_sandbox, live_server, broker, browser):
