@@ -1,12 +1,15 @@
-"""Management commands: tenant, contacts import/export, connection add/list, sync."""
+"""Management commands: tenant, contacts import/export, connection add/list, sync; progress bars and --help."""
 
+import argparse
 import io
 import json
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import authenticate
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, find_commands, load_command_class
 
+import syncapp.management
 from syncapp.models import Contact, CrmConnection, OutboxEntry, Tenant
 from syncapp.services.contacts import contact_create
 from tests.fakes import InMemoryCrm
@@ -165,3 +168,146 @@ def test_setup_pronouns_offers_a_field_already_labelled_pronouns_and_creates_one
     out, _ = run("setup_pronouns", "--connection", str(connection.pk), "--create")
     assert "Created the pronouns field pronouns" in out
     assert crm.custom_fields == {"pref_pronouns": "Pronouns", "pronouns": "Pronouns"}
+
+
+class TerminalIO(io.StringIO):
+    """A stream that says it is a terminal, as stderr is when a person runs the command."""
+
+    def isatty(self):
+        return True
+
+
+def memory_connection(tenant, *, contacts):
+    InMemoryCrm("mem-1")
+    run("connection", "add", "--tenant", "acme", "--provider", "memory", "--account-id", "mem-1", "--token", "t")
+    for n in range(contacts):
+        contact_create(tenant=tenant, values={"email": f"p{n}@example.com"})
+    return CrmConnection.objects.get(account_id="mem-1")
+
+
+def test_sync_progress_draws_a_bar_on_stderr_and_still_prints_the_counts(tenant):
+    connection = memory_connection(tenant, contacts=7)
+
+    out, err = run("sync", "--connection", str(connection.pk), "--full", "--progress")
+
+    assert "Ran manual sync" in out and "created 7" in out
+    assert "records" not in out and "\r" not in out
+    # tqdm redraws the line with carriage returns; the total is unknown, so it counts with a rate.
+    assert err.startswith("\r") and err.endswith("\n")
+    assert err.rstrip("\n").rsplit("\r", 1)[-1].startswith("7 records [")
+    assert "records/s]" in err
+    assert len(InMemoryCrm.accounts["mem-1"].live()) == 7
+
+
+def test_sync_draws_no_bar_when_stderr_is_not_a_terminal_or_with_no_progress(tenant):
+    connection = memory_connection(tenant, contacts=3)
+
+    out, err = run("sync", "--connection", str(connection.pk), "--full")
+    assert "created 3" in out
+    assert err == ""
+
+    out, err = io.StringIO(), TerminalIO()
+    call_command("sync", "--connection", str(connection.pk), "--full", "--no-progress", stdout=out, stderr=err)
+    assert "Ran manual sync" in out.getvalue()
+    assert err.getvalue() == ""
+
+
+def test_sync_draws_the_bar_by_default_when_stderr_is_a_terminal(tenant):
+    connection = memory_connection(tenant, contacts=2)
+    out, err = io.StringIO(), TerminalIO()
+
+    call_command("sync", "--connection", str(connection.pk), "--full", stdout=out, stderr=err)
+
+    assert "created 2" in out.getvalue()
+    assert err.getvalue().rstrip("\n").rsplit("\r", 1)[-1].startswith("2 records [")
+
+
+def test_import_progress_reaches_the_number_of_rows(tenant, tmp_path):
+    csv_file = tmp_path / "contacts.csv"
+    # A cell over two lines is one row; a blank line and a bad row are rows the import reads too.
+    csv_file.write_text(
+        "email,first_name,last_name,phone,job_title,pronouns\n"
+        + "".join(f"r{n}@example.com,R{n},,,,\n" for n in range(10))
+        + 'multi@example.com,"Two\nlines",,,,\n'
+        + "\n"
+        + "bad,,,,,\n",
+        encoding="utf-8",
+    )
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(SystemExit):
+        call_command("contacts", "import", "--tenant", "acme", str(csv_file), "--progress", stdout=out, stderr=err)
+
+    assert "11 created" in out.getvalue() and "1 rejected" in out.getvalue()
+    bar, *errors = err.getvalue().split("\n")
+    assert bar.startswith("\r") and bar.rsplit("\r", 1)[-1].startswith("100%|")
+    assert " 13/13 [" in bar.rsplit("\r", 1)[-1] and "rows/s]" in bar
+    assert errors == [f"{csv_file}:15: 'bad' is not a valid email address.", ""]
+
+
+def test_import_draws_no_bar_when_stderr_is_not_a_terminal(tenant, tmp_path):
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text("email,first_name,last_name,phone,job_title,pronouns\na@example.com,A,,,,\n")
+
+    out, err = run("contacts", "import", "--tenant", "acme", str(csv_file))
+
+    assert "1 created" in out
+    assert err == ""
+
+
+def test_connection_list_reports_an_unknown_tenant():
+    with pytest.raises(CommandError, match="No tenant 'nobody'"):
+        run("connection", "list", "--tenant", "nobody")
+
+
+def test_export_to_a_file_that_cannot_be_written_is_a_clear_error(tenant, tmp_path):
+    with pytest.raises(CommandError, match=r"Cannot write .*missing/out\.csv: No such file or directory"):
+        run("contacts", "export", "--tenant", "acme", str(tmp_path / "missing" / "out.csv"))
+
+
+def test_bench_sync_refuses_an_unknown_provider_before_starting_anything():
+    with pytest.raises(CommandError, match="Unknown providers: salesforce; choose among hubspot, pipedrive"):
+        run("bench_sync", "--providers", "hubspot,salesforce")
+
+
+COMMANDS = [
+    "bench_sync", "connection", "contacts", "crm_sandbox", "demo", "replay_webhooks",
+    "schedule_syncs", "setup_pronouns", "setup_webhooks", "sync", "tenant",
+]  # fmt: skip
+# The options BaseCommand adds to every command: Django documents them.
+DJANGO_OPTIONS = {
+    "-h", "--help", "--version", "-v", "--verbosity", "--settings", "--pythonpath",
+    "--traceback", "--no-color", "--force-color", "--skip-checks",
+}  # fmt: skip
+
+
+def undocumented(parser, prefix):
+    """Return the arguments and subcommands of ``parser`` (and of its subcommands) that have no help."""
+    missing = []
+    for action in parser._actions:
+        if DJANGO_OPTIONS & set(action.option_strings):
+            continue
+        name = f"{prefix} {'/'.join(action.option_strings) or action.dest}"
+        if not (action.help or "").strip():
+            missing.append(name)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                if not (choice.help or "").strip():
+                    missing.append(f"{prefix} {choice.dest}")
+            for sub_name, sub_parser in action.choices.items():
+                missing += undocumented(sub_parser, f"{prefix} {sub_name}")
+    return missing
+
+
+def test_every_command_is_one_of_those_whose_help_is_checked():
+    assert sorted(find_commands(str(Path(syncapp.management.__file__).parent))) == COMMANDS
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_describes_the_command_and_every_argument(name):
+    command = load_command_class("syncapp", name)
+    parser = command.create_parser("manage.py", name)
+
+    assert command.help.strip() and "\n\n" not in command.help
+    assert undocumented(parser, name) == []
+    assert command.help.split()[0] in parser.format_help()

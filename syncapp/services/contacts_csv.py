@@ -1,6 +1,7 @@
 """CSV import and export of a tenant's contacts, through the same services as any app edit."""
 
 import csv
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -22,10 +23,14 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def contacts_import_csv(*, tenant: Tenant, stream: IO[str]) -> ImportReport:
+def contacts_import_csv(
+    *, tenant: Tenant, stream: IO[str], progress: Callable[[int], None] | None = None
+) -> ImportReport:
     """Create or update (matched by email) one contact per row; bad rows are reported, good ones kept.
 
     Each row is its own transaction through the contact services, so every change reaches the outbox.
+    ``progress``, when given, is called with 1 after each row below the header, blank and bad ones
+    included: ``contacts_csv_count_rows`` tells how many calls there will be.
     """
     report = ImportReport()
     reader = csv.reader(stream)
@@ -37,23 +42,40 @@ def contacts_import_csv(*, tenant: Tenant, stream: IO[str]) -> ImportReport:
         raise ValidationError(f"line 1: not valid CSV ({exc})") from None
     if sorted(header) != sorted(HEADER):
         raise ValidationError(f"line 1: the header must be {','.join(HEADER)} (got {','.join(header)})")
-    while True:
+    for row in _rows(reader):
         try:
-            row = next(reader)
-        except StopIteration:
-            return report
-        except csv.Error as exc:
-            report.errors.append((reader.line_num, f"not valid CSV ({exc})"))
-            continue
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            report.errors.append((reader.line_num, f"expected {len(header)} columns, found {len(row)}"))
-            continue
-        try:
-            _import_row(tenant=tenant, values=dict(zip(header, row, strict=True)), report=report)
+            _import_record(tenant=tenant, header=header, row=row, report=report)
         except ValidationError as exc:
             report.errors.append((reader.line_num, str(exc)))
+        if progress is not None:
+            progress(1)
+    return report
+
+
+def contacts_csv_count_rows(*, stream: IO[str]) -> int:
+    """Return how many rows below the header ``stream`` holds, as ``contacts_import_csv`` reads them."""
+    return max(sum(1 for _ in _rows(csv.reader(stream))) - 1, 0)
+
+
+def _rows(reader) -> Iterator[list[str] | csv.Error]:
+    """Yield each row ``reader`` reads, or the csv.Error of a row it could not read."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield exc
+
+
+def _import_record(*, tenant: Tenant, header: list[str], row: list[str] | csv.Error, report: ImportReport) -> None:
+    if isinstance(row, csv.Error):
+        raise ValidationError(f"not valid CSV ({row})")
+    if not any(cell.strip() for cell in row):
+        return
+    if len(row) != len(header):
+        raise ValidationError(f"expected {len(header)} columns, found {len(row)}")
+    _import_row(tenant=tenant, values=dict(zip(header, row, strict=True)), report=report)
 
 
 def _import_row(*, tenant: Tenant, values: dict[str, str], report: ImportReport) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -138,11 +138,21 @@ def _link_state(link: ContactLink) -> LinkState:
 class ConnectionSync:
     """One run against one connection. Created and driven by ``connection_sync``."""
 
-    def __init__(self, *, connection: CrmConnection, adapter, lock=None, dry_run: bool = False):
+    def __init__(
+        self,
+        *,
+        connection: CrmConnection,
+        adapter,
+        lock=None,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ):
         self.connection = connection
         self.adapter = adapter
         self.lock = lock
         self.dry_run = dry_run
+        # Called with the number of pairs each batch planned and wrote (see reconcile).
+        self.progress = progress
         self.counts = SyncCounts()
         self.policy = Policy(
             strategy=connection.conflict_strategy,
@@ -325,6 +335,7 @@ class ConnectionSync:
             self.counts.planned.extend(pair for pair in plan.pairs if not pair.is_noop)
             for pair in plan.pairs:
                 self._count_pair(pair)
+            self._report_progress(len(plan.pairs))
             return plan
         pairs = plan.pairs
         if hold and self.adapter.writes_in_batches:
@@ -370,6 +381,8 @@ class ConnectionSync:
                     continue
                 if applied:
                     synced.append(pair)
+        # Held pairs are not counted here: they are when their batch is written.
+        self._report_progress(len(pairs))
         self.reconciled.update(pair.contact_id for pair in synced if pair.contact_id)
         # Records that sync now are no longer excluded.
         ExcludedRecord.objects.filter(connection=self.connection).filter(
@@ -679,6 +692,10 @@ class ConnectionSync:
         if self.lock:
             self.lock.renew()
 
+    def _report_progress(self, pairs: int) -> None:
+        if self.progress is not None and pairs:
+            self.progress(pairs)
+
 
 def connection_sync(
     *,
@@ -688,6 +705,7 @@ def connection_sync(
     remote_ids: list[str] | None = None,
     dry_run: bool = False,
     adapter=None,
+    progress: Callable[[int], None] | None = None,
 ) -> SyncRun:
     """Run one sync of ``connection`` and return its SyncRun.
 
@@ -695,7 +713,8 @@ def connection_sync(
     what changed since the cursor; nothing for a push), then drains the outbox. Raises
     SyncAlreadyRunningError when another sync holds the connection, ConnectionInactiveError when it
     is paused or disconnected. The returned run carries ``plan``: the pair plans with writes
-    (filled in on a dry run).
+    (filled in on a dry run). ``progress``, when given, is called with the number of app contact and
+    CRM record pairs each batch has just reconciled; how many there will be is not known beforehand.
     """
     if connection.status not in CrmConnection.SYNCABLE_STATUSES:
         raise ConnectionInactiveError(f"Connection {connection.pk} is {connection.get_status_display().lower()}.")
@@ -724,7 +743,7 @@ def connection_sync(
         sync = None
         try:
             # Built inside the try: asking the CRM which fields it has can fail like any other call.
-            sync = ConnectionSync(connection=connection, adapter=adapter, lock=lock, dry_run=dry_run)
+            sync = ConnectionSync(connection=connection, adapter=adapter, lock=lock, dry_run=dry_run, progress=progress)
             run.skipped_fields = ", ".join(sorted(sync.policy.ignored_fields))
             if remote_ids is not None:
                 sync.hinted(remote_ids)

@@ -182,3 +182,27 @@ def test_pulled_changes_read_the_tenants_connections_once_per_batch(tenant, djan
         return [query for query in sql if "syncapp_crmconnection" in query]
 
     assert len(connection_queries("two", 2)) == len(connection_queries("six", 6))
+
+
+def test_progress_counts_each_pair_once_even_when_its_write_was_held(tenant, settings):
+    settings.SYNC_BATCH_SIZE = 4
+    connection, crm = make_connection(tenant)
+    half_overlapping(tenant, crm)  # 30 records, 15 of whose emails are app contacts, and 25 app-only contacts
+    calls = []
+
+    run = sync(connection, full=True, progress=calls.append)
+
+    assert sum(calls) == run.created + run.updated + run.deleted + run.unchanged == 30 + 25
+    assert len(calls) > 1 and all(calls)  # one call per batch written, and none for an empty one
+
+
+def test_progress_of_a_dry_run_counts_the_pairs_it_planned(tenant, settings):
+    settings.SYNC_BATCH_SIZE = 4
+    connection, crm = make_connection(tenant)
+    half_overlapping(tenant, crm)
+    calls = []
+
+    run = sync(connection, full=True, dry_run=True, progress=calls.append)
+
+    assert sum(calls) == run.created + run.updated + run.deleted + run.unchanged > 0
+    assert not crm.call_counts().get("update_many") and not crm.call_counts().get("create_many")

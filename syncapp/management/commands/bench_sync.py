@@ -9,6 +9,7 @@ from syncapp.sandbox.bench import Bench, free_port, render, sandbox_process
 from syncapp.sandbox.client import SandboxClient, SandboxControlError
 
 PARTS = ("initial", "naive", "incremental", "queries", "webhooks")
+PROVIDERS = ("hubspot", "pipedrive")
 
 
 class Command(BaseCommand):
@@ -22,20 +23,33 @@ class Command(BaseCommand):
         parser.add_argument("--contacts", type=int, default=10_000, help="Contacts per side for the initial sync.")
         parser.add_argument("--linked", type=int, default=100_000, help="Linked contacts for the incremental part.")
         parser.add_argument("--changes", type=int, default=10, help="Changes in the incremental part.")
-        parser.add_argument("--providers", default="hubspot,pipedrive")
+        parser.add_argument(
+            "--providers", default=",".join(PROVIDERS), help=f"Comma-separated providers, of {', '.join(PROVIDERS)}."
+        )
         parser.add_argument(
             "--naive-contacts", type=int, default=0, help="Run the naive baseline on this many app contacts only "
             "(and extrapolate linearly); default all."
         )  # fmt: skip
         parser.add_argument("--only", default=",".join(PARTS), help=f"Parts to run, of {', '.join(PARTS)}.")
-        parser.add_argument("--webhook-batches", type=int, default=100)
-        parser.add_argument("--webhook-updates", type=int, default=20)
+        parser.add_argument(
+            "--webhook-batches", type=int, default=100, help="Webhook deliveries (of 100 events) in the latency part."
+        )
+        parser.add_argument(
+            "--webhook-updates", type=int, default=20, help="CRM edits timed from edit to app in the latency part."
+        )
         parser.add_argument(
             "--webhook-rate", type=float, default=5, help="Batches of 100 per second for the latency part."
         )
         parser.add_argument("--sandbox-url", default="", help="Use this running sandbox instead of starting one.")
-        parser.add_argument("--json", action="store_true")
-        parser.add_argument("--record", nargs="?", const=str(settings.BASE_DIR / "docs" / "benchmarks.md"), default="")
+        parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of a table.")
+        parser.add_argument(
+            "--record",
+            nargs="?",
+            const=str(settings.BASE_DIR / "docs" / "benchmarks.md"),
+            default="",
+            metavar="FILE",
+            help="Append the table to FILE (default docs/benchmarks.md).",
+        )
 
     def handle(self, *args, **options):
         if settings.IS_PRODUCTION:
@@ -48,6 +62,9 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(f"Unknown parts: {', '.join(sorted(unknown))}; choose among {', '.join(PARTS)}.")
         providers = [p for p in options["providers"].split(",") if p]
+        unknown = set(providers) - set(PROVIDERS)
+        if unknown:
+            raise CommandError(f"Unknown providers: {', '.join(sorted(unknown))}; choose among {', '.join(PROVIDERS)}.")
         process = None
         url = options["sandbox_url"]
         if not url:

@@ -13,18 +13,20 @@ class Command(BaseCommand):
     help = "Connect a CRM account to a tenant (`connection add`) or list connections (`connection list`)."
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(dest="action", required=True)
+        actions = parser.add_subparsers(dest="action", required=True, help="What to do (ACTION -h for its options).")
         add = actions.add_parser("add", help="Connect a CRM account with an API or private-app token.")
-        add.add_argument("--tenant", required=True)
-        add.add_argument("--provider", required=True, choices=provider_ids())
+        add.add_argument("--tenant", required=True, help="Slug of the tenant to connect.")
+        add.add_argument("--provider", required=True, choices=provider_ids(), help="The CRM.")
         add.add_argument("--account-id", required=True, help="HubSpot portal id or Pipedrive company id.")
         add.add_argument("--token", required=True, help="Private-app token (HubSpot) or API token (Pipedrive).")
         add.add_argument("--api-base", default="", help="API base URL, for example the CRM sandbox's.")
         listing = actions.add_parser("list", help="Print one JSON object per connection.")
-        listing.add_argument("--tenant", default=None)
+        listing.add_argument("--tenant", default=None, help="Only this tenant's connections (its slug).")
 
     def handle(self, *args, action, **options):
         if action == "list":
+            if options["tenant"] and not Tenant.objects.filter(slug=options["tenant"]).exists():
+                raise CommandError(f"No tenant '{options['tenant']}'.")
             for connection in connection_list(tenant_slug=options["tenant"]):
                 self.stdout.write(json.dumps(connection_describe(connection=connection)))
             return

@@ -5,24 +5,27 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.exceptions import ValidationError
+from syncapp.management.progress import add_progress_argument, progress_bar
 from syncapp.models import Tenant
-from syncapp.services.contacts_csv import contacts_export_csv, contacts_import_csv
+from syncapp.services.contacts_csv import contacts_csv_count_rows, contacts_export_csv, contacts_import_csv
 
 
 class Command(BaseCommand):
     help = (
         "Import or export a tenant's contacts as CSV with the header "
-        "email,first_name,last_name,phone,job_title,pronouns."
+        "email,first_name,last_name,phone,job_title,pronouns. An import reports each rejected row on stderr "
+        "and exits 1 if any was rejected."
     )
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(dest="action", required=True)
+        actions = parser.add_subparsers(dest="action", required=True, help="What to do (ACTION -h for its options).")
         imports = actions.add_parser("import", help="Create or update contacts (matched by email) from a CSV file.")
-        imports.add_argument("--tenant", required=True)
-        imports.add_argument("file")
+        imports.add_argument("--tenant", required=True, help="Slug of the tenant whose contacts these are.")
+        imports.add_argument("file", help="The UTF-8 CSV file to import.")
+        add_progress_argument(imports)
         exports = actions.add_parser("export", help="Write live contacts as CSV to FILE, or to stdout.")
-        exports.add_argument("--tenant", required=True)
-        exports.add_argument("file", nargs="?")
+        exports.add_argument("--tenant", required=True, help="Slug of the tenant whose contacts to export.")
+        exports.add_argument("file", nargs="?", help="The CSV file to write (replaced if it exists); default stdout.")
 
     def handle(self, *args, action, tenant, file, **options):
         try:
@@ -30,25 +33,32 @@ class Command(BaseCommand):
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant '{tenant}'.") from None
         if action == "import":
-            self._import(tenant, file)
+            self._import(tenant, file, progress=options["progress"])
         elif file:
-            with open(file, "w", newline="", encoding="utf-8") as stream:
-                count = contacts_export_csv(tenant=tenant, stream=stream)
+            try:
+                with open(file, "w", newline="", encoding="utf-8") as stream:
+                    count = contacts_export_csv(tenant=tenant, stream=stream)
+            except OSError as exc:
+                raise CommandError(f"Cannot write {file}: {exc.strerror}.") from exc
             self.stderr.write(f"Exported {count} contacts to {file}.")
         else:
             contacts_export_csv(tenant=tenant, stream=self.stdout)
 
-    def _import(self, tenant, file):
+    def _import(self, tenant, file, *, progress):
         path = Path(file)
         if not path.is_file():
             raise CommandError(f"No such file: {file}")
         try:
             # Decode the whole file first, so a bad byte anywhere stops the import before any row.
             text = path.read_bytes().decode("utf-8-sig")
+        except OSError as exc:
+            raise CommandError(f"Cannot read {file}: {exc.strerror}.") from exc
         except UnicodeDecodeError as exc:
             raise CommandError(f"{file} is not UTF-8 text (byte {exc.start}: {exc.reason}).") from exc
         try:
-            report = contacts_import_csv(tenant=tenant, stream=io.StringIO(text, newline=""))
+            rows = contacts_csv_count_rows(stream=io.StringIO(text, newline=""))
+            with progress_bar(self, enabled=progress, unit="rows", total=rows) as advance:
+                report = contacts_import_csv(tenant=tenant, stream=io.StringIO(text, newline=""), progress=advance)
         except ValidationError as exc:
             raise CommandError(f"{file}: {exc}") from exc
         for line, reason in report.errors:

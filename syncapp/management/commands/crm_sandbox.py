@@ -12,8 +12,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
+        parser.add_argument(
+            "--port", type=int, default=8765, help="Port to listen on (default 8765; 0 for any free one)."
+        )
         parser.add_argument(
             "--account",
             action="append",

@@ -24,11 +24,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="Do the work once, print a summary and exit.")
         parser.add_argument("--contacts", type=int, default=24, help="Contacts per side (default 24).")
         parser.add_argument("--sandbox-url", default="", help="Use this running sandbox instead of starting one.")
-        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--host", default="127.0.0.1", help="Address the web app and sandbox listen on.")
         parser.add_argument(
             "--port", type=int, default=None, help="Web app port (default 8000; any free port with --no-serve)."
         )
-        parser.add_argument("--sandbox-port", type=int, default=8765)
+        parser.add_argument(
+            "--sandbox-port", type=int, default=8765, help="Sandbox port (default 8765; any free port with --no-serve)."
+        )
         parser.add_argument(
             "--edit-every", type=float, default=20, help="Seconds between CRM-side edits while serving."
         )

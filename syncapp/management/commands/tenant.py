@@ -8,10 +8,10 @@ class Command(BaseCommand):
     help = "Manage tenants: `tenant create SLUG [--name NAME] [--user NAME --password PW]`."
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(dest="action", required=True)
+        actions = parser.add_subparsers(dest="action", required=True, help="What to do (ACTION -h for its options).")
         create = actions.add_parser("create", help="Create a tenant, optionally with a member who can log in.")
-        create.add_argument("slug")
-        create.add_argument("--name", default="")
+        create.add_argument("slug", help="Short unique name of the tenant, used by the other commands.")
+        create.add_argument("--name", default="", help="Display name (default: the slug).")
         create.add_argument("--user", default="", help="Username of a member (created if missing).")
         create.add_argument("--password", default="", help="Password for --user.")
 
