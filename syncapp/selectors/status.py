@@ -147,6 +147,10 @@ class ConnectionStatus:
         return run_summary(self.last_run)
 
     @property
+    def running_summary(self) -> str:
+        return running_summary(self.running)
+
+    @property
     def last_success_summary(self) -> str:
         return success_summary(self.last_success)
 
@@ -251,6 +255,19 @@ def run_summary(run: SyncRun | None) -> str:
     return f"{line}. {run.error}" if run.error else f"{line}."
 
 
+def running_summary(run: SyncRun | None) -> str:
+    """What a running sync has done so far (it saves its counts after every batch), for the card."""
+    if run is None:
+        return ""
+    seconds = int((timezone.now() - run.started_at).total_seconds())
+    done = run.created + run.updated + run.deleted + run.unchanged
+    return (
+        f"A {run.get_trigger_display().lower()} sync is running (started {seconds} s ago): {done} records "
+        f"reconciled so far, {run.created} created, {run.updated} updated, {run.deleted} deleted, "
+        f"{run.errors} errors."
+    )
+
+
 def success_summary(run: SyncRun | None) -> str:
     """When the last successful run finished and what it did, for the card and its JSON."""
     if run is None:
@@ -274,6 +291,7 @@ def connection_status_json(*, connection: CrmConnection) -> dict:
         "badge_label": status.badge_label,
         "running": status.running is not None,
         "running_since": status.running.started_at.isoformat() if status.running else None,
+        "running_summary": status.running_summary,
         "last_run": None
         if last is None
         else {

@@ -71,6 +71,11 @@ class SyncCounts:
     excluded: int = 0
     planned: list[PairPlan] = field(default_factory=list)
 
+    def totals(self) -> dict[str, int]:
+        """The counts a SyncRun stores."""
+        names = ("created", "updated", "deleted", "unchanged", "conflicts", "errors", "excluded")
+        return {name: getattr(self, name) for name in names}
+
 
 @dataclass
 class _Seen:
@@ -274,8 +279,13 @@ class ConnectionSync:
         ):
             after_id = batch[-1][0]
             entry_ids = [pk for pk, _ in batch]
+            contact_ids = {contact_id for _, contact_id in batch}
+            if self.dry_run:
+                contact_ids -= self.reconciled  # planned by this run's reads (see reconcile)
+                if not contact_ids:
+                    continue
             try:
-                self._push_contacts({contact_id for _, contact_id in batch})
+                self._push_contacts(contact_ids)
             except Exception as exc:
                 if not self.dry_run:
                     OutboxEntry.objects.filter(pk__in=entry_ids).update(attempts=F("attempts") + 1, last_error=str(exc))
@@ -333,6 +343,8 @@ class ConnectionSync:
         self._renew_lock()
         if self.dry_run:
             self.counts.planned.extend(pair for pair in plan.pairs if not pair.is_noop)
+            # Nothing leaves the outbox on a dry run: push() skips what was planned here already.
+            self.reconciled.update(pair.contact_id for pair in plan.pairs if pair.contact_id)
             for pair in plan.pairs:
                 self._count_pair(pair)
             self._report_progress(len(plan.pairs))
@@ -741,9 +753,16 @@ def connection_sync(
         )
         run = SyncRun.objects.create(connection=connection, trigger=trigger)
         sync = None
+
+        def report(pairs: int) -> None:
+            # The counts so far, for the status page to show while the run goes on.
+            SyncRun.objects.filter(pk=run.pk).update(**sync.counts.totals())
+            if progress is not None:
+                progress(pairs)
+
         try:
             # Built inside the try: asking the CRM which fields it has can fail like any other call.
-            sync = ConnectionSync(connection=connection, adapter=adapter, lock=lock, dry_run=dry_run, progress=progress)
+            sync = ConnectionSync(connection=connection, adapter=adapter, lock=lock, dry_run=dry_run, progress=report)
             run.skipped_fields = ", ".join(sorted(sync.policy.ignored_fields))
             if remote_ids is not None:
                 sync.hinted(remote_ids)
@@ -773,9 +792,8 @@ def connection_sync(
             logger.exception("sync run %s of connection %s crashed", run.pk, connection.pk)
             run.status, run.error = SyncRun.Status.FAILED, f"Internal error ({type(exc).__name__}): {exc}"
         finally:
-            counts = sync.counts if sync else SyncCounts()
-            for name in ("created", "updated", "deleted", "unchanged", "conflicts", "errors", "excluded"):
-                setattr(run, name, getattr(counts, name))
+            for name, count in (sync.counts if sync else SyncCounts()).totals().items():
+                setattr(run, name, count)
             run.api_calls = adapter.api_calls
             run.finished_at = timezone.now()
             run.save()

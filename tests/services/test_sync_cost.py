@@ -196,7 +196,26 @@ def test_progress_counts_each_pair_once_even_when_its_write_was_held(tenant, set
     assert len(calls) > 1 and all(calls)  # one call per batch written, and none for an empty one
 
 
-def test_progress_of_a_dry_run_counts_the_pairs_it_planned(tenant, settings):
+def test_a_running_sync_saves_its_counts_after_every_batch_for_the_status_page(tenant, settings):
+    settings.SYNC_BATCH_SIZE = 4
+    connection, crm = make_connection(tenant)
+    half_overlapping(tenant, crm)
+    seen = []
+
+    def look(pairs):
+        # What another process (the status page) reads while the run goes on.
+        run = SyncRun.objects.get(connection=connection)
+        seen.append((run.status, run.created + run.updated + run.deleted + run.unchanged))
+
+    run = sync(connection, full=True, progress=look)
+
+    assert {status for status, _ in seen} == {SyncRun.Status.RUNNING}
+    done = [count for _, count in seen]
+    assert done == sorted(done) and len(set(done)) > 2 and done[-1] == 30 + 25
+    assert run.created + run.updated + run.unchanged == 30 + 25
+
+
+def test_a_dry_run_plans_each_pair_once_and_its_progress_counts_them(tenant, settings):
     settings.SYNC_BATCH_SIZE = 4
     connection, crm = make_connection(tenant)
     half_overlapping(tenant, crm)
@@ -204,5 +223,9 @@ def test_progress_of_a_dry_run_counts_the_pairs_it_planned(tenant, settings):
 
     run = sync(connection, full=True, dry_run=True, progress=calls.append)
 
-    assert sum(calls) == run.created + run.updated + run.deleted + run.unchanged > 0
+    # The outbox still holds every new contact (a dry run deletes nothing); its push must not plan
+    # the contacts the listing planned already.
+    assert sum(calls) == run.created + run.updated + run.deleted + run.unchanged == 30 + 25
+    planned = [pair.contact_id for pair in run.plan if pair.contact_id]
+    assert len(planned) == len(set(planned))
     assert not crm.call_counts().get("update_many") and not crm.call_counts().get("create_many")
