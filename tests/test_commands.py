@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+import responses
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command, find_commands, load_command_class
+from responses import matchers
 
 import syncapp.management
 from syncapp.models import Contact, CrmConnection, OutboxEntry, Tenant
@@ -37,7 +39,7 @@ def test_tenant_create_refuses_a_taken_slug():
 
 
 def test_import_creates_and_updates_through_the_services_and_reports_bad_rows(tenant, tmp_path):
-    run("connection", "add", "--tenant", "acme", "--provider", "hubspot", "--account-id", "42", "--token", "t")
+    run("connection", "add", "--tenant", "acme", "--provider", "memory", "--account-id", "mem-42", "--token", "t")
     contact_create(tenant=tenant, values={"email": "old@example.com", "first_name": "Old"})
     OutboxEntry.objects.all().delete()
     csv_file = tmp_path / "contacts.csv"
@@ -66,7 +68,7 @@ def test_import_creates_and_updates_through_the_services_and_reports_bad_rows(te
     new = Contact.objects.get(email="new@example.com")
     assert (new.first_name, new.pronouns) == ("Dup", "she/her")
     assert Contact.objects.get(email="old@example.com").first_name == "Renamed"
-    assert OutboxEntry.objects.filter(connection__provider="hubspot").count() == 3
+    assert OutboxEntry.objects.filter(connection__provider="memory").count() == 3
 
 
 def test_import_refuses_a_wrong_header(tenant, tmp_path):
@@ -94,11 +96,18 @@ def test_export_round_trips_through_import(tenant, tmp_path):
     assert Contact.objects.filter(tenant__slug="copy", first_name="B, with comma").exists()
 
 
-def test_connection_add_stores_the_token_encrypted_and_prints_json(tenant):
-    out, _ = run(
-        "connection", "add", "--tenant", "acme", "--provider", "pipedrive",
-        "--account-id", "777", "--token", "pd-secret-token", "--api-base", "http://127.0.0.1:8765/pipedrive/777",
-    )  # fmt: skip
+def test_connection_add_checks_the_token_stores_it_encrypted_and_prints_json(tenant):
+    with responses.RequestsMock() as mock:
+        # The CRM names the company the token opens: the account id need not be typed.
+        mock.get(
+            "http://127.0.0.1:8765/pipedrive/777/api/v1/users/me",
+            json={"success": True, "data": {"company_id": 777}},
+            match=[matchers.header_matcher({"x-api-token": "pd-secret-token"})],
+        )
+        out, _ = run(
+            "connection", "add", "--tenant", "acme", "--provider", "pipedrive",
+            "--token", "pd-secret-token", "--api-base", "http://127.0.0.1:8765/pipedrive/777",
+        )  # fmt: skip
     printed = json.loads(out)
     connection = CrmConnection.objects.get(pk=printed["id"])
     assert printed["provider"] == "pipedrive" and printed["account_id"] == "777" and "webhook_url" in printed
@@ -122,6 +131,14 @@ def test_setup_pronouns_command_configures_the_field_and_is_idempotent(tenant):
     assert crm.custom_fields == {"pronouns": "Pronouns"}
     listed, _ = run("connection", "list", "--tenant", "acme")
     assert json.loads(listed)["pronouns"] == "configured (pronouns)"
+
+
+def test_connection_add_refuses_a_token_the_crm_refuses(tenant):
+    with responses.RequestsMock() as mock:
+        mock.get("https://api.hubapi.com/account-info/v3/details", status=401, json={"message": "Bad token."})
+        with pytest.raises(CommandError, match=r"failed \(401\): Bad token\."):
+            run("connection", "add", "--tenant", "acme", "--provider", "hubspot", "--token", "pat-revoked")
+    assert not CrmConnection.objects.exists()
 
 
 def test_connection_add_rejects_an_unknown_provider(tenant):

@@ -364,6 +364,9 @@ def test_a_session_keeps_its_five_latest_flows(alice_client, mocked_responses):
 
     assert "not started in this browser session" in oldest.content.decode()
     assert "did not grant access: access_denied" in latest.content.decode()
+    # A declined authorization used its state up too.
+    again = alice_client.get("/oauth/hubspot/callback/", {"code": "c", "state": states[-1]})
+    assert again.status_code == 400 and "already used" in again.content.decode()
 
 
 def test_sandbox_override_sends_the_exchange_there_and_refreshes_there(alice_client, tenant, settings, monkeypatch):

@@ -203,7 +203,7 @@ def connection_status(*, connection: CrmConnection, with_details: bool = True) -
         badge=_badge_for(connection, running, last_run, excluded_count + failing_count),
         running=running,
         last_run=last_run,
-        last_success=None,
+        last_success=runs.filter(status=SyncRun.Status.SUCCEEDED).first(),
         next_poll=None,
         last_event_at=None,
         events_24h=0,
@@ -215,7 +215,6 @@ def connection_status(*, connection: CrmConnection, with_details: bool = True) -
     )
     if not with_details:
         return status
-    status.last_success = runs.filter(status=SyncRun.Status.SUCCEEDED).first()
     status.next_poll = (
         Schedule.objects.filter(name=f"contactsync-poll-{connection.pk}").values_list("next_run", flat=True).first()
     )
@@ -242,16 +241,19 @@ def connection_status_list(*, tenant: Tenant) -> list[ConnectionStatus]:
     return [connection_status(connection=connection) for connection in connections]
 
 
+def _counts(run: SyncRun) -> str:
+    return (
+        f"{run.created} created, {run.updated} updated, {run.deleted} deleted, "
+        f"{run.conflicts} conflicts, {run.errors} errors"
+    )
+
+
 def run_summary(run: SyncRun | None) -> str:
     """One line about a finished run, for the card and its JSON."""
     if run is None:
         return "No sync has finished yet."
     when = f"{timezone.localtime(run.finished_at or run.started_at):%Y-%m-%d %H:%M:%S}"
-    counts = (
-        f"{run.created} created, {run.updated} updated, {run.deleted} deleted, "
-        f"{run.conflicts} conflicts, {run.errors} errors"
-    )
-    line = f"{run.get_trigger_display()} run {run.get_status_display().lower()} at {when}: {counts}"
+    line = f"{run.get_trigger_display()} run {run.get_status_display().lower()} at {when}: {_counts(run)}"
     return f"{line}. {run.error}" if run.error else f"{line}."
 
 
@@ -262,9 +264,8 @@ def running_summary(run: SyncRun | None) -> str:
     seconds = int((timezone.now() - run.started_at).total_seconds())
     done = run.created + run.updated + run.deleted + run.unchanged
     return (
-        f"A {run.get_trigger_display().lower()} sync is running (started {seconds} s ago): {done} records "
-        f"reconciled so far, {run.created} created, {run.updated} updated, {run.deleted} deleted, "
-        f"{run.errors} errors."
+        f"A {run.get_trigger_display().lower()} sync is running (started {seconds} s ago): "
+        f"{done} records reconciled so far, {_counts(run)}."
     )
 
 
@@ -272,19 +273,13 @@ def success_summary(run: SyncRun | None) -> str:
     """When the last successful run finished and what it did, for the card and its JSON."""
     if run is None:
         return "never"
-    when = f"{timezone.localtime(run.finished_at or run.started_at):%Y-%m-%d %H:%M}"
-    return (
-        f"{when} ({run.created} created, {run.updated} updated, {run.deleted} deleted, "
-        f"{run.conflicts} conflicts, {run.errors} errors)"
-    )
+    return f"{timezone.localtime(run.finished_at or run.started_at):%Y-%m-%d %H:%M} ({_counts(run)})"
 
 
 def connection_status_json(*, connection: CrmConnection) -> dict:
     """What the page polls every two seconds: the badge, whether a sync runs, the last and last good run."""
     status = connection_status(connection=connection, with_details=False)
     last = status.last_run
-    runs = SyncRun.objects.filter(connection=connection).order_by("-started_at", "-pk")
-    last_success = runs.filter(status=SyncRun.Status.SUCCEEDED).first()
     return {
         "id": connection.pk,
         "badge": status.badge,
@@ -303,5 +298,5 @@ def connection_status_json(*, connection: CrmConnection) -> dict:
             "error": last.error,
         },
         "last_run_summary": run_summary(last),
-        "last_success_summary": success_summary(last_success),
+        "last_success_summary": status.last_success_summary,
     }

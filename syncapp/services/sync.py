@@ -279,11 +279,14 @@ class ConnectionSync:
         ):
             after_id = batch[-1][0]
             entry_ids = [pk for pk, _ in batch]
-            contact_ids = {contact_id for _, contact_id in batch}
-            if self.dry_run:
-                contact_ids -= self.reconciled  # planned by this run's reads (see reconcile)
-                if not contact_ids:
-                    continue
+            # On a dry run nothing left the outbox above: leave out the rows it would have deleted.
+            contact_ids = {
+                contact_id
+                for pk, contact_id in batch
+                if not (self.dry_run and pk <= self.outbox_snapshot and contact_id in self.reconciled)
+            }
+            if not contact_ids:
+                continue
             try:
                 self._push_contacts(contact_ids)
             except Exception as exc:

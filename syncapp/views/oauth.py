@@ -108,6 +108,8 @@ def oauth_callback(request: HttpRequest, provider_id: str) -> HttpResponse:
             status=400,
         )
     request.session[SESSION_NONCES] = [nonce for nonce in pending if nonce != state["nonce"]]
+    # Saved now: a crash below answers 500, and the session middleware would not save it then.
+    request.session.save()
 
     error = request.GET.get("error", "")
     if error:

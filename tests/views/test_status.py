@@ -208,7 +208,7 @@ def test_status_json_follows_a_running_then_failed_run(alice, connection):
     SyncRun.objects.filter(pk=run.pk).update(created=3, updated=2, unchanged=5)  # as a run saves after a batch
     summary = alice.get(url).json()["running_summary"]
     assert summary.startswith("A manual sync is running (started ")
-    assert summary.endswith("10 records reconciled so far, 3 created, 2 updated, 0 deleted, 0 errors.")
+    assert summary.endswith("10 records reconciled so far, 3 created, 2 updated, 0 deleted, 0 conflicts, 0 errors.")
     run.refresh_from_db()
 
     run.status, run.errors, run.error = SyncRun.Status.FAILED, 2, "The CRM answered 500."

@@ -100,7 +100,7 @@ class HubspotAdapter(CrmAdapter):
             identity=lambda item: (item["id"], item.get("updatedAt")),
             # Past the cap, a query from the next millisecond: more than 10,000 contacts modified in one
             # millisecond cannot all be read.
-            past_cap=lambda read, since: since + 1 if read > SEARCH_RESULT_CAP else None,
+            past_cap=lambda reach, since: since + 1 if reach > SEARCH_RESULT_CAP else None,
         )
         for results, fresh in pages:
             if fresh:
