@@ -202,18 +202,30 @@ def test_crm_merge_repoints_the_link_to_the_survivor(tenant, connection_and_crm)
     assert (a.email, a.first_name, a.is_deleted) == ("a2@example.com", "Merged", False)
 
 
-def test_full_listing_that_fails_midway_infers_no_deletions(tenant, connection_and_crm):
+@pytest.mark.parametrize(
+    "failures",
+    [["before"], [None, "before"], [None, None, "before"]],
+    ids=["first-page", "second-page", "last-page"],
+)
+def test_full_listing_that_fails_midway_infers_no_deletions(tenant, connection_and_crm, failures):
+    """DESIGN: a full listing may infer deletions only after it completed successfully."""
     connection, crm = connection_and_crm
-    for n in range(5):
+    for n in range(7):  # three pages of three: 3, 3, 1
         contact_create(tenant=tenant, values={"email": f"p{n}@example.com"})
     sync(connection, full=True)
-    crm.failures = ["before"]
+    assert ContactLink.objects.filter(connection=connection, remote_id__isnull=False).count() == 7
+    crm.calls.clear()
+    crm.failures = list(failures)  # the listing stops at this page; the records after it were never seen
 
     run = connection_sync(connection=connection, full=True)
 
     assert run.status == SyncRun.Status.FAILED and "503" in run.error
-    assert Contact.objects.filter(deleted_at__isnull=True).count() == 5
-    assert len(crm.live()) == 5
+    assert crm.calls.count("list_all") == len(failures)
+    assert "read_many" not in crm.calls  # no deletion check ran on the partial listing
+    assert not any(name in {"archive_many", "create_many", "update_many"} for name in crm.calls)
+    assert Contact.objects.filter(deleted_at__isnull=True).count() == 7
+    assert len(crm.live()) == 7
+    assert not ContactLink.objects.filter(connection=connection, base_deleted=True).exists()
 
 
 def test_push_whose_reply_was_lost_is_retried_without_creating_a_duplicate(tenant, connection_and_crm):
@@ -412,3 +424,82 @@ def test_a_crm_record_the_app_refuses_stays_listed_with_the_reason(tenant, conne
     excluded = ExcludedRecord.objects.get(connection=connection, record_id=remote_id)
     assert "not a valid email address" in excluded.reason
     assert run.errors == 1 and not Contact.objects.exists()
+
+
+def test_equal_values_on_both_sides_write_nothing_and_become_the_base(tenant, connection_and_crm):
+    """DESIGN: L == R, nothing to write; base := L."""
+    connection, crm = connection_and_crm
+    contact = contact_create(tenant=tenant, values={"email": "same@example.com", "phone": "0"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    (remote_id,) = crm.live()
+    link = ContactLink.objects.get(connection=connection, contact=contact)
+    assert link.base["phone"] == "0"
+    # The same change made on both sides.
+    contact_update(contact=contact, values={"phone": "x"})
+    crm.user_edit(remote_id, phone="x")
+    crm.calls.clear()
+    writes_before = len(crm.api_writes)
+
+    run = sync(connection)
+
+    assert not any(name in {"update_many", "create_many", "archive_many", "restore"} for name in crm.calls)
+    assert len(crm.api_writes) == writes_before
+    assert not SyncConflict.objects.exists() and run.conflicts == 0
+    contact.refresh_from_db()
+    link.refresh_from_db()
+    assert contact.phone == crm.live()[remote_id]["phone"] == "x"
+    assert link.base["phone"] == "x"
+
+    # With the base at "x", changing the app back to "0" is an app-only change: it is pushed.
+    # (Had the base stayed "0", the app would look unchanged and the CRM's "x" would be pulled.)
+    contact_update(contact=contact, values={"phone": "0"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+
+    contact.refresh_from_db()
+    assert contact.phone == crm.live()[remote_id]["phone"] == "0"
+    assert not SyncConflict.objects.exists()
+
+
+def test_app_contact_without_email_is_listed_as_excluded_until_it_gains_one(tenant, connection_and_crm):
+    """DESIGN: a record without an email is excluded and listed as excluded (the app side)."""
+    connection, crm = connection_and_crm
+    contact = contact_create(tenant=tenant, values={"first_name": "Nameless"})
+    excluded = ExcludedRecord.objects.filter(
+        connection=connection,
+        side=ExcludedRecord.Side.APP,
+        code=ExcludedRecord.Code.NO_EMAIL,
+        record_id=str(contact.pk),
+    )
+
+    push = sync(connection, trigger=SyncRun.Trigger.PUSH)  # the outbox row of its creation
+    assert push.excluded == 1 and excluded.count() == 1
+    full = sync(connection, full=True)  # a full sync lists the unmatched contacts again
+    assert full.excluded == 1 and excluded.count() == 1
+    assert crm.live() == {}
+    assert "create_many" not in crm.calls
+    assert not ContactLink.objects.filter(connection=connection, remote_id__isnull=False).exists()
+
+    contact_update(contact=contact, values={"email": "found@example.com"})
+    sync(connection, trigger=SyncRun.Trigger.PUSH)
+
+    assert not excluded.exists()
+    (record,) = crm.live().values()
+    assert (record["email"], record["first_name"]) == ("found@example.com", "Nameless")
+    assert ContactLink.objects.get(connection=connection, contact=contact).remote_id == next(iter(crm.live()))
+
+
+def test_new_connections_take_the_configured_conflict_strategy_and_crm_wins_by_default(tenant, settings):
+    """DESIGN: crm_wins is the default, set by CONFLICT_RESOLUTION_STRATEGY."""
+    # As configured in contactsync/settings.py (the environment sets nothing here).
+    assert settings.CONFLICT_RESOLUTION_STRATEGY == "crm_wins"
+    default, _ = make_connection(tenant, "default")
+    default.refresh_from_db()
+    assert default.conflict_strategy == "crm_wins"
+
+    settings.CONFLICT_RESOLUTION_STRATEGY = "latest_wins"
+    configured, _ = make_connection(tenant, "configured")
+    configured.refresh_from_db()
+    assert configured.conflict_strategy == "latest_wins"
+    # A strategy given explicitly still wins over the setting.
+    explicit, _ = make_connection(tenant, "explicit", conflict_strategy="manual_review")
+    assert explicit.conflict_strategy == "manual_review"
