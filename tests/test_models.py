@@ -1,10 +1,10 @@
-"""Model-level guarantees: encryption at rest, live-email uniqueness, key rotation."""
+"""Model-level guarantees: encryption at rest, live-email uniqueness, inbox dedupe, key rotation."""
 
 import pytest
 from django.db import IntegrityError, transaction
 
 from syncapp.crypto import CredentialsDecryptionError
-from syncapp.models import Contact, CrmConnection
+from syncapp.models import Contact, CrmConnection, WebhookEvent
 from syncapp.services.contacts import contact_create, contact_delete
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +34,15 @@ def test_the_database_rejects_two_live_contacts_with_one_email_in_any_case(tenan
     Contact.objects.create(tenant=tenant, email="x@example.com")
     with pytest.raises(IntegrityError), transaction.atomic():
         Contact.objects.create(tenant=tenant, email="X@Example.com")
+
+
+def test_the_database_rejects_two_webhook_events_with_one_dedupe_key():
+    # DESIGN: the inbox is unique on its dedupe key. The store path looks duplicates up first, so only
+    # this constraint keeps one row when two deliveries of the same event race past that lookup.
+    WebhookEvent.objects.create(provider="hubspot", dedupe_key="hubspot:62515:1:101", body="[]")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WebhookEvent.objects.create(provider="hubspot", dedupe_key="hubspot:62515:1:101", body="[{}]")
+    assert WebhookEvent.objects.count() == 1
 
 
 def test_a_deleted_contact_frees_its_email_and_other_tenants_are_independent(tenant):

@@ -1,7 +1,6 @@
 """The webhook endpoint every provider shares: check the size, verify, parse, store, queue, answer."""
 
 import logging
-from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -74,5 +73,6 @@ def provider_webhook(request, provider_id: str, connection_key: str | None = Non
         touched = {event.connection_id for event in events if event.status == WebhookEvent.Status.PENDING}
         for connection_id in sorted(touched):
             # robust: the events are stored; a broker outage must not turn the delivery into an error.
-            transaction.on_commit(partial(webhook_process_schedule, connection_id=connection_id), robust=True)
+            # A lambda, not functools.partial: Django logs a robust callback's failure by its __qualname__.
+            transaction.on_commit(lambda pk=connection_id: webhook_process_schedule(connection_id=pk), robust=True)
     return JsonResponse({"received": len(notices), "duplicates": len(notices) - len(events)})

@@ -1,12 +1,13 @@
-"""Outbox scheduling: one queued push per burst, follow-ups after a run, paused connections."""
+"""Outbox scheduling: one queued push per burst, follow-ups after a run, paused connections; the outbox row
+commits with the change or not at all."""
 
 import pytest
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django_q.models import Schedule
 
 from syncapp.exceptions import ConnectionInactiveError
-from syncapp.models import CrmConnection, OutboxEntry, SyncRun
-from syncapp.services.contacts import contact_create
+from syncapp.models import Contact, CrmConnection, OutboxEntry, SyncRun
+from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
 from syncapp.services.outbox import push_retry_delay, push_schedule
 from syncapp.services.sync import connection_sync
 from tests.conftest import queued_tasks
@@ -101,3 +102,51 @@ def test_a_failed_run_leaves_even_untried_rows_to_the_backoff(tenant, connection
     assert sorted(OutboxEntry.objects.values_list("attempts", flat=True)) == [0, 1]
     assert queued_tasks(broker) == []
     assert Schedule.objects.filter(name=f"contactsync-push-retry-{connection.pk}").count() == 1
+
+
+# The change and its outbox row commit together ----------------------------------------------------
+
+
+@pytest.fixture
+def outbox_write_fails(monkeypatch):
+    """Make the outbox insert fail, after the contact row was written in the same transaction."""
+
+    def fail(objs, **options):
+        raise DatabaseError("outbox insert failed")
+
+    return lambda: monkeypatch.setattr(OutboxEntry.objects, "bulk_create", fail)
+
+
+def test_a_create_whose_outbox_row_fails_leaves_no_contact(tenant, connection_and_crm, outbox_write_fails):
+    outbox_write_fails()
+    with pytest.raises(DatabaseError, match="outbox"):
+        contact_create(tenant=tenant, values={"email": "new@example.com", "first_name": "Ada"})
+    assert not Contact.objects.exists()
+
+
+def test_an_update_whose_outbox_row_fails_leaves_the_contact_unchanged(tenant, connection_and_crm, outbox_write_fails):
+    contact = contact_create(tenant=tenant, values={"email": "u@example.com", "first_name": "Ada"})
+    outbox_write_fails()
+    with pytest.raises(DatabaseError, match="outbox"):
+        contact_update(contact=contact, values={"first_name": "Augusta", "email": "v@example.com"})
+    contact.refresh_from_db()
+    assert (contact.email, contact.first_name) == ("u@example.com", "Ada")
+    assert OutboxEntry.objects.filter(contact=contact).count() == 1  # the create's row only
+
+
+def test_a_delete_whose_outbox_row_fails_leaves_the_contact_live(tenant, connection_and_crm, outbox_write_fails):
+    contact = contact_create(tenant=tenant, values={"email": "d@example.com"})
+    outbox_write_fails()
+    with pytest.raises(DatabaseError, match="outbox"):
+        contact_delete(contact=contact)
+    contact.refresh_from_db()
+    assert contact.deleted_at is None
+
+
+def test_a_restore_whose_outbox_row_fails_leaves_the_contact_deleted(tenant, connection_and_crm, outbox_write_fails):
+    contact = contact_delete(contact=contact_create(tenant=tenant, values={"email": "r@example.com"}))
+    outbox_write_fails()
+    with pytest.raises(DatabaseError, match="outbox"):
+        contact_restore(contact=contact, values={"first_name": "Ada"})
+    contact.refresh_from_db()
+    assert contact.deleted_at is not None and contact.first_name == ""

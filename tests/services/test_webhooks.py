@@ -87,6 +87,28 @@ def test_an_event_the_insert_skipped_is_an_error_not_a_silent_loss(hubspot, monk
     assert not WebhookEvent.objects.exists()
 
 
+def test_a_concurrent_delivery_storing_the_event_first_leaves_one_row(hubspot, monkeypatch):
+    # Two deliveries of one event both miss it in the duplicate lookup; the other one inserts first.
+    connection, _ = hubspot
+    insert = WebhookEvent.objects.bulk_create
+
+    def racing_insert(objs, **options):
+        objs = list(objs)
+        for obj in objs:
+            WebhookEvent.objects.create(
+                provider=obj.provider, connection=obj.connection, dedupe_key=obj.dedupe_key, body=obj.body
+            )
+        return insert(objs, **options)
+
+    monkeypatch.setattr(WebhookEvent.objects, "bulk_create", racing_insert)
+
+    (returned,) = receive(event("contact.creation"))
+
+    stored = WebhookEvent.objects.get()
+    assert returned == stored
+    assert (stored.connection, stored.status) == (connection, WebhookEvent.Status.PENDING)
+
+
 def test_unknown_account_is_ignored_and_never_reaches_another_tenant(tenant, hubspot):
     _, crm = hubspot
     remote_id = crm.user_create(email="stranger@example.com")

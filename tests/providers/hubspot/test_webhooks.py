@@ -326,6 +326,52 @@ def test_webhook_round_trip_creates_then_updates_the_app_contact(hubspot, broker
 
 
 @pytest.mark.django_db
+def test_an_event_whose_task_was_lost_is_processed_by_the_next_poll(
+    hubspot, broker, django_capture_on_commit_callbacks
+):
+    connection, crm = hubspot
+    remote_id = crm.user_create(email="ada@example.com", first_name="Ada")
+    with django_capture_on_commit_callbacks(execute=True):
+        post(Client(), load_events("contact.creation", objectId=int(remote_id)))
+    for task in queued_tasks(broker):
+        tasks.webhook_events_process(*task["args"])
+    crm.user_edit(remote_id, first_name="Augusta")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(Client(), load_events("contact.propertyChange", objectId=int(remote_id)))
+    assert response.status_code == 200
+    broker.purge_queue()  # the worker died: the processing task is gone, the stored event is not
+
+    tasks.connection_poll(connection.pk)
+
+    # The poll's own listing would pull the edit too; the event's status is what shows it was retried.
+    assert WebhookEvent.objects.filter(status=WebhookEvent.Status.PENDING).count() == 0
+    event = WebhookEvent.objects.order_by("pk").last()
+    assert (event.status, event.attempts) == (WebhookEvent.Status.PROCESSED, 1)
+    contact = Contact.objects.get(tenant=connection.tenant)
+    assert (contact.email, contact.first_name) == ("ada@example.com", "Augusta")
+
+
+# transaction=True: the view's on_commit callbacks run when its transaction commits, inside the request.
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_outage_still_answers_200_with_the_event_stored_pending(hubspot, monkeypatch):
+    connection, _ = hubspot
+    calls = []
+
+    def broker_down(*args, **kwargs):
+        calls.append(args)
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr("django_q.tasks.async_task", broker_down)
+
+    response = post(Client(raise_request_exception=False), load_events("contact.creation"))
+
+    assert calls == [("syncapp.tasks.webhook_events_process", connection.pk)]
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert (event.connection, event.status) == (connection, WebhookEvent.Status.PENDING)
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("name", EVENT_TYPES)
 def test_each_event_type_is_accepted(hubspot, name):
     response = post(Client(), load_events(name))
@@ -447,6 +493,25 @@ def test_an_event_the_inbox_did_not_store_answers_500_so_hubspot_retries(hubspot
     assert response.status_code == 500
     assert not WebhookEvent.objects.exists()
     assert queued_tasks(broker) == []
+
+
+@pytest.mark.django_db
+def test_a_delivery_racing_another_of_the_same_event_answers_200_and_stores_one_row(hubspot, monkeypatch):
+    # Both deliveries miss the event in the duplicate lookup; the other one inserts it first.
+    insert = WebhookEvent.objects.bulk_create
+
+    def racing_insert(objs, **options):
+        objs = list(objs)
+        for obj in objs:
+            WebhookEvent.objects.create(provider=obj.provider, connection=obj.connection, dedupe_key=obj.dedupe_key)
+        return insert(objs, **options)
+
+    monkeypatch.setattr(WebhookEvent.objects, "bulk_create", racing_insert)
+
+    response = post(Client(raise_request_exception=False), load_events("contact.creation"))
+
+    assert response.status_code == 200
+    assert WebhookEvent.objects.count() == 1
 
 
 @pytest.mark.django_db
