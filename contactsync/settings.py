@@ -122,19 +122,14 @@ SYNC_LOCK_TTL = env.int("SYNC_LOCK_TTL", default=600)  # seconds
 # Where CRMs reach this deployment (webhook URLs are printed and registered with it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
-# Hosts a connection's API base URL may point at (a leading dot allows subdomains). Tokens and client
-# secrets are sent there, so anything else (internal hosts, metadata services) is refused.
-CRM_API_ALLOWED_HOSTS = env.list(
-    "CRM_API_ALLOWED_HOSTS",
-    default=["api.hubapi.com", "app.hubspot.com", "api.pipedrive.com", ".pipedrive.com", "127.0.0.1", "localhost"],
-)
+# Hosts a connection's API base URL may point at besides the CRMs' own (CrmAdapter.api_hosts; a
+# leading dot allows subdomains): loopback for the CRM sandbox. Tokens and client secrets are sent
+# there, so anything else (internal hosts, metadata services) is refused.
+CRM_API_ALLOWED_HOSTS = env.list("CRM_API_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
-# CRM adapters by provider id: adding a CRM means one folder under syncapp/providers/ and one line here.
-SYNCAPP_PROVIDERS = {
-    "hubspot": "syncapp.providers.hubspot.adapter.HubspotAdapter",
-    "pipedrive": "syncapp.providers.pipedrive.adapter.PipedriveAdapter",
-    **env.dict("SYNCAPP_PROVIDERS", default={}),
-}
+# CRM adapters from elsewhere, or replacing a built-in one, by provider id (id -> dotted path). The
+# built-in CRMs need no entry: each folder under syncapp/providers/ with an adapter.py is one.
+SYNCAPP_PROVIDERS = env.dict("SYNCAPP_PROVIDERS", default={})
 
 # Webhook deliveries larger than this are refused with 413 before anything is parsed.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)

@@ -40,8 +40,6 @@ def oauth_settings(settings):
     settings.PIPEDRIVE_CLIENT_SECRET = PIPEDRIVE_SECRET
     settings.PUBLIC_BASE_URL = "https://sync.example.com"
     settings.DEBUG = False
-    # connection_create needs an adapter per provider; use the real Pipedrive one once it is configured.
-    settings.SYNCAPP_PROVIDERS = {"pipedrive": "tests.fakes.InMemoryAdapter", **settings.SYNCAPP_PROVIDERS}
 
 
 @pytest.fixture

@@ -1,4 +1,13 @@
-"""Registry of CRM adapters, read from the explicit ``SYNCAPP_PROVIDERS`` setting (id -> dotted path)."""
+"""Registry of CRM adapters: every folder here with an ``adapter.py``, plus ``SYNCAPP_PROVIDERS``.
+
+A folder's adapter is the ``CrmAdapter`` subclass its ``adapter.py`` defines with the folder's name as
+``id``, so adding a CRM is one new folder. ``SYNCAPP_PROVIDERS`` (id -> dotted path) adds adapters
+from elsewhere, or replaces one of these.
+"""
+
+import importlib
+from functools import cache
+from pathlib import Path
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -6,19 +15,39 @@ from django.utils.module_loading import import_string
 from syncapp.exceptions import ProviderNotConfiguredError
 
 
+@cache
+def _folder_adapters() -> dict[str, type]:
+    from syncapp.providers.base import CrmAdapter
+
+    adapters = {}
+    for path in sorted(adapter for folder in __path__ for adapter in Path(folder).glob("*/adapter.py")):
+        module = importlib.import_module(f"{__name__}.{path.parent.name}.adapter")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, CrmAdapter) and value.id == path.parent.name:
+                adapters[value.id] = value
+    return adapters
+
+
 def provider_ids() -> list[str]:
     """Return every provider id a connection may use."""
-    return sorted(settings.SYNCAPP_PROVIDERS)
+    return sorted({*_folder_adapters(), *settings.SYNCAPP_PROVIDERS})
 
 
 def get_adapter_class(provider_id: str):
+    if provider_id in settings.SYNCAPP_PROVIDERS:
+        return import_string(settings.SYNCAPP_PROVIDERS[provider_id])
     try:
-        dotted_path = settings.SYNCAPP_PROVIDERS[provider_id]
+        return _folder_adapters()[provider_id]
     except KeyError:
         raise ProviderNotConfiguredError(
-            f"No CRM adapter is configured for provider '{provider_id}' (settings.SYNCAPP_PROVIDERS)."
+            f"No CRM adapter for provider '{provider_id}': no syncapp/providers/{provider_id}/adapter.py "
+            "and no entry in settings.SYNCAPP_PROVIDERS."
         ) from None
-    return import_string(dotted_path)
+
+
+def get_adapter_classes() -> dict[str, type]:
+    """Return the adapter class of every provider id."""
+    return {provider_id: get_adapter_class(provider_id) for provider_id in provider_ids()}
 
 
 def get_adapter(connection):

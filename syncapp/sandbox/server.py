@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.utils.module_loading import import_string
+
+from syncapp.providers import get_adapter_classes
 
 from .delivery import WebhookDispatcher
 from .http import ApiError, Request, Response, mask_path
@@ -33,8 +34,8 @@ MAX_BODY = 20 * 1024 * 1024
 def account_classes() -> dict[str, type]:
     """The sandbox account class of every configured provider that has one (``CrmAdapter.sandbox_class``)."""
     classes = {}
-    for provider_id, dotted in settings.SYNCAPP_PROVIDERS.items():
-        sandbox_path = getattr(import_string(dotted), "sandbox_class", "")
+    for provider_id, adapter_class in get_adapter_classes().items():
+        sandbox_path = getattr(adapter_class, "sandbox_class", "")
         if sandbox_path:
             classes[provider_id] = import_string(sandbox_path)
     return classes

@@ -12,22 +12,26 @@ from django.utils import timezone
 from syncapp.engine import FIELDS, STRATEGIES
 from syncapp.exceptions import SyncAlreadyRunningError, SyncError, ValidationError
 from syncapp.models import CrmConnection, Tenant
-from syncapp.providers import get_adapter_class, provider_ids
+from syncapp.providers import get_adapter_class, get_adapter_classes, provider_ids
 from syncapp.services.schedules import connection_schedule_update
 
 
 def api_base_validate(url: str) -> str:
-    """Return ``url`` if a connection may talk to it, else raise ValidationError (see CRM_API_ALLOWED_HOSTS)."""
+    """Return ``url`` if a connection may talk to it, else raise ValidationError.
+
+    Allowed are the CRMs' own hosts (``CrmAdapter.api_hosts``) and those in CRM_API_ALLOWED_HOSTS.
+    """
     if not url:
         return url
     parsed = urlsplit(url)
     host = (parsed.hostname or "").lower()
-    allowed = [entry.lower() for entry in settings.CRM_API_ALLOWED_HOSTS]
+    crm_hosts = [entry for adapter_class in get_adapter_classes().values() for entry in adapter_class.api_hosts]
+    allowed = [entry.lower() for entry in [*crm_hosts, *settings.CRM_API_ALLOWED_HOSTS]]
     permitted = any(host == entry or (entry.startswith(".") and host.endswith(entry)) for entry in allowed)
     if parsed.scheme not in ("http", "https") or not host:
         raise ValidationError(f"'{url}' is not an http(s) URL.")
     if not permitted:
-        raise ValidationError(f"API base URL host '{host}' is not in CRM_API_ALLOWED_HOSTS.")
+        raise ValidationError(f"API base URL host '{host}' is neither a host of the CRM nor in CRM_API_ALLOWED_HOSTS.")
     return url.rstrip("/")
 
 

@@ -1,32 +1,27 @@
 """Connections made and kept alive through OAuth: completing the authorization and refreshing tokens."""
 
-from collections.abc import Callable
-
 from django.db import transaction
 
 from syncapp.exceptions import OAuthError, ValidationError
 from syncapp.models import CrmConnection, Tenant
-from syncapp.providers.base.oauth import OAuthConfig, oauth_endpoint, oauth_exchange_code, oauth_refresh
-from syncapp.providers.hubspot.oauth import HUBSPOT_OAUTH, hubspot_portal_id
-from syncapp.providers.pipedrive.oauth import PIPEDRIVE_OAUTH, pipedrive_company_id
+from syncapp.providers import get_adapter_classes
+from syncapp.providers.base.oauth import oauth_endpoint, oauth_exchange_code, oauth_refresh
 from syncapp.services.connections import api_base_validate, connection_create
 from syncapp.services.schedules import connection_schedule_update
 
-# Provider id -> (OAuth config, function returning the CRM account id for an access token and API base URL).
-OAUTH_PROVIDERS: dict[str, tuple[OAuthConfig, Callable[[str, str], str]]] = {
-    "hubspot": (HUBSPOT_OAUTH, lambda token, base: hubspot_portal_id(access_token=token, api_base_url=base)),
-    "pipedrive": (PIPEDRIVE_OAUTH, lambda token, base: pipedrive_company_id(access_token=token, api_domain=base)),
-}
+
+def oauth_adapters() -> dict[str, type]:
+    """Return the adapter class of every provider with an OAuth app (``CrmAdapter.oauth``), by id."""
+    return {provider_id: cls for provider_id, cls in get_adapter_classes().items() if cls.oauth is not None}
 
 
-def oauth_provider(provider_id: str) -> tuple[OAuthConfig, Callable[[str, str], str]]:
-    """Return the OAuth config and account-id function of ``provider_id``; OAuthError if it has none."""
+def oauth_adapter(provider_id: str) -> type:
+    """Return the adapter class of ``provider_id``; OAuthError if it has no OAuth app."""
+    adapters = oauth_adapters()
     try:
-        return OAUTH_PROVIDERS[provider_id]
+        return adapters[provider_id]
     except KeyError:
-        raise OAuthError(
-            f"'{provider_id}' does not support OAuth; choose one of: {', '.join(OAUTH_PROVIDERS)}."
-        ) from None
+        raise OAuthError(f"'{provider_id}' does not support OAuth; choose one of: {', '.join(adapters)}.") from None
 
 
 def oauth_connection_complete(
@@ -44,7 +39,8 @@ def oauth_connection_complete(
     has replaces its credentials and makes it active again; an account another tenant has
     connected is refused.
     """
-    config, account_id_for = oauth_provider(provider_id)
+    adapter_class = oauth_adapter(provider_id)
+    config = adapter_class.oauth
     api_base_validate(api_base_url)
     token_url = oauth_endpoint(config.token_url, api_base_url) if api_base_url else None
     credentials = oauth_exchange_code(config=config, code=code, redirect_uri=redirect_uri, token_url=token_url)
@@ -52,7 +48,7 @@ def oauth_connection_complete(
         # Refreshes must go to the same (sandbox) token endpoint as the exchange did.
         credentials["token_url"] = token_url
     base_url = api_base_validate(api_base_url or credentials.get("api_domain", ""))
-    account_id = account_id_for(credentials["access_token"], base_url)
+    account_id = adapter_class.oauth_account_id(access_token=credentials["access_token"], api_base_url=base_url)
 
     with transaction.atomic():
         existing = CrmConnection.objects.select_for_update().filter(provider=provider_id, account_id=account_id).first()
@@ -81,7 +77,7 @@ def connection_credentials_refresh(*, connection: CrmConnection) -> dict:
 
     Raise OAuthError when the connection has no refresh token or the provider refuses it.
     """
-    config, _ = oauth_provider(connection.provider)
+    config = oauth_adapter(connection.provider).oauth
     current = connection.credentials
     refresh_token = current.get("refresh_token")
     if not refresh_token:

@@ -10,7 +10,7 @@ from django.urls import reverse
 from syncapp.exceptions import ValidationError, WebhooksNotSupportedError
 from syncapp.models import CrmConnection
 from syncapp.providers import get_adapter
-from syncapp.providers.pipedrive.webhooks import PASSWORD_KEY, USER_KEY
+from syncapp.providers.base.webhooks import PASSWORD_KEY, USER_KEY
 
 WEBHOOK_USER_PREFIX = "contactsync-"
 

@@ -11,10 +11,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from syncapp.exceptions import ProviderNotConfiguredError, SyncError
-from syncapp.providers import get_adapter_class, provider_ids
+from syncapp.exceptions import SyncError
 from syncapp.services.connections import connection_connect_token, connection_disconnect
-from syncapp.services.oauth import OAUTH_PROVIDERS
+from syncapp.services.oauth import oauth_adapters
 from syncapp.views.status import _connection, _name
 from syncapp.views.tenancy import current_tenant
 
@@ -26,16 +25,10 @@ def connectable_providers() -> list[dict]:
 
     Test fakes (the ``memory`` provider) are configured adapters too, with a name, but no OAuth config.
     """
-    providers = []
-    for provider_id in provider_ids():
-        if provider_id not in OAUTH_PROVIDERS:
-            continue
-        try:
-            name = get_adapter_class(provider_id).name or provider_id
-        except (ProviderNotConfiguredError, ImportError):
-            continue
-        providers.append({"id": provider_id, "name": name, "oauth": True})
-    return providers
+    return [
+        {"id": provider_id, "name": adapter_class.name or provider_id, "oauth": True}
+        for provider_id, adapter_class in oauth_adapters().items()
+    ]
 
 
 def _page(request: HttpRequest, *, form: dict | None = None, status: int = 200) -> HttpResponse:

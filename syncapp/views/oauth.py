@@ -14,11 +14,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from syncapp.exceptions import SyncError, ValidationError
+from syncapp.exceptions import OAuthError, SyncError, ValidationError
 from syncapp.models import CrmConnection, Membership, Tenant
 from syncapp.providers.base.oauth import OAuthConfig, oauth_authorization_url, oauth_state_load
 from syncapp.services.connections import api_base_validate
-from syncapp.services.oauth import OAUTH_PROVIDERS, oauth_connection_complete
+from syncapp.services.oauth import oauth_adapter, oauth_connection_complete
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +138,8 @@ def oauth_callback(request: HttpRequest, provider_id: str) -> HttpResponse:
 
 def _config(provider_id: str) -> OAuthConfig:
     try:
-        return OAUTH_PROVIDERS[provider_id][0]
-    except KeyError:
+        return oauth_adapter(provider_id).oauth
+    except OAuthError:
         raise Http404(f"No OAuth provider '{provider_id}'.") from None
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from syncapp.models import Contact, WebhookEvent, WebhookRejection
-from syncapp.providers.pipedrive.webhooks import PASSWORD_KEY, USER_KEY
+from syncapp.providers.base.webhooks import PASSWORD_KEY, USER_KEY
 from syncapp.services.contacts import contact_create
 from syncapp.services.webhook_setup import connection_setup_webhooks
 from syncapp.services.webhooks import webhook_events_process

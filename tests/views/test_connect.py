@@ -177,7 +177,7 @@ def test_a_disallowed_base_url_is_refused(alice, tenant, allowed_hosts):
     data = {"provider": "hubspot", "account_id": "4242", "token": TOKEN, "api_base": "https://evil.example/api"}
     response = alice.post(reverse("syncapp:connect-token"), data)
     assert response.status_code == 400
-    assert "is not in CRM_API_ALLOWED_HOSTS" in response.content.decode()
+    assert "is neither a host of the CRM nor in CRM_API_ALLOWED_HOSTS" in response.content.decode()
     assert not CrmConnection.objects.exists()
 
 

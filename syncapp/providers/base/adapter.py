@@ -68,11 +68,20 @@ class CrmAdapter:
     client = None
     # Dotted path of the CRM sandbox's account class that emulates this CRM's API (syncapp/sandbox/).
     sandbox_class = ""
+    # The CRM's OAuth app (an OAuthConfig), where people may connect through OAuth.
+    oauth = None
+    # Hosts a connection's API base URL may name (a leading dot allows subdomains): the CRM's own.
+    api_hosts: tuple[str, ...] = ()
 
     def __init__(self, *, connection):
         self.connection = connection
         # Calls made by an adapter without a client.
         self.calls = 0
+
+    @classmethod
+    def oauth_account_id(cls, *, access_token: str, api_base_url: str) -> str:
+        """Return the id of the CRM account an OAuth access token was granted for (where ``oauth`` is set)."""
+        raise NotImplementedError
 
     @classmethod
     def token_account_id(cls, *, token: str, api_base_url: str) -> str:

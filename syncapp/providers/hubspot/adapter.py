@@ -19,7 +19,7 @@ from syncapp.providers.base.paging import changed_since
 
 from . import mapping
 from .client import HubspotClient
-from .oauth import hubspot_token_portal_id
+from .oauth import HUBSPOT_OAUTH, hubspot_portal_id, hubspot_token_portal_id
 from .webhooks import HubspotWebhookHandler
 
 # Search results appear "after a few moments": each incremental read goes back this far.
@@ -40,12 +40,18 @@ class HubspotAdapter(CrmAdapter):
     refuses_duplicate_emails = True
     webhook_handler_class = HubspotWebhookHandler
     sandbox_class = "syncapp.providers.hubspot.sandbox.HubspotSandboxAccount"
+    oauth = HUBSPOT_OAUTH
+    api_hosts = ("api.hubapi.com", "app.hubspot.com")
     # Webhooks are the fast path; the poll is a safety net for deliveries that never came.
     poll_interval_setting = "HUBSPOT_POLL_INTERVAL"
 
     def __init__(self, *, connection):
         super().__init__(connection=connection)
         self.client = HubspotClient(connection=connection)
+
+    @classmethod
+    def oauth_account_id(cls, *, access_token: str, api_base_url: str) -> str:
+        return hubspot_portal_id(access_token=access_token, api_base_url=api_base_url)
 
     @classmethod
     def token_account_id(cls, *, token: str, api_base_url: str) -> str:

@@ -21,7 +21,7 @@ from syncapp.providers.base.paging import changed_since
 
 from . import mapping
 from .client import PipedriveClient
-from .oauth import pipedrive_company_id
+from .oauth import PIPEDRIVE_OAUTH, pipedrive_company_id
 from .webhooks import PipedriveWebhookHandler
 
 # update_time has whole seconds and updated_since is inclusive: re-read a little to miss nothing.
@@ -37,6 +37,9 @@ class PipedriveAdapter(CrmAdapter):
     generated_field_keys = True
     webhook_handler_class = PipedriveWebhookHandler
     sandbox_class = "syncapp.providers.pipedrive.sandbox.PipedriveSandboxAccount"
+    oauth = PIPEDRIVE_OAUTH
+    # Each company's API answers at its own api_domain, https://<company>.pipedrive.com.
+    api_hosts = ("api.pipedrive.com", ".pipedrive.com")
 
     def __init__(self, *, connection):
         super().__init__(connection=connection)
@@ -46,6 +49,10 @@ class PipedriveAdapter(CrmAdapter):
         # Pipedrive's clock: the Date header of its latest answer (see list_all).
         self._crm_date: str | None = None
         self.client.session.hooks["response"].append(self._note_crm_date)
+
+    @classmethod
+    def oauth_account_id(cls, *, access_token: str, api_base_url: str) -> str:
+        return pipedrive_company_id(access_token=access_token, api_domain=api_base_url)
 
     @classmethod
     def token_account_id(cls, *, token: str, api_base_url: str) -> str:

@@ -19,15 +19,12 @@ from django.conf import settings
 
 from syncapp.crypto import CredentialsDecryptionError
 from syncapp.exceptions import WebhookPayloadError, WebhookSignatureError
-from syncapp.providers.base.webhooks import WebhookHandler, WebhookHints, WebhookNotice
+from syncapp.providers.base.webhooks import PASSWORD_KEY, USER_KEY, WebhookHandler, WebhookHints, WebhookNotice
 
 logger = logging.getLogger(__name__)
 
 # The user name that goes with PIPEDRIVE_WEBHOOK_SECRET, the optional credential shared by every connection.
 SHARED_WEBHOOK_USER = "contactsync"
-# Keys of CrmConnection.credentials that hold the connection's own webhook credentials.
-USER_KEY = "webhook_user"
-PASSWORD_KEY = "webhook_password"
 
 PERSON_ACTIONS = ("create", "change", "delete")
 HANDLED_EVENT_TYPES = frozenset(f"person.{action}" for action in PERSON_ACTIONS)
