@@ -192,7 +192,8 @@ class CrmConnectionAdminForm(forms.ModelForm):
 
     def clean_api_base_url(self):
         try:
-            return api_base_validate(self.cleaned_data["api_base_url"])
+            provider = self.cleaned_data.get("provider") or self.instance.provider
+            return api_base_validate(self.cleaned_data["api_base_url"], provider=provider)
         except ValidationError as exc:
             raise forms.ValidationError(str(exc)) from exc
 

@@ -8,8 +8,10 @@ from django.urls import reverse
 
 import syncapp
 from syncapp import providers
+from syncapp.exceptions import ValidationError
 from syncapp.providers import get_adapter_class, provider_ids
 from syncapp.services.connections import api_base_validate
+from syncapp.services.oauth import oauth_adapter
 
 PACKAGE = Path(syncapp.__file__).parent
 CRM_FOLDERS = sorted(
@@ -32,7 +34,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_no_module_outside_a_crms_folder_imports_it():
-    assert CRM_FOLDERS == ["hubspot", "pipedrive"]
+    assert {"hubspot", "pipedrive"} <= set(CRM_FOLDERS)
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         folder = path.relative_to(PACKAGE).parts
@@ -82,9 +84,31 @@ def third_crm(tmp_path, monkeypatch):
 def test_a_third_crm_folder_is_a_provider_with_its_oauth_and_hosts(third_crm, alice_client):
     assert provider_ids() == ["examplecrm", "hubspot", "memory", "pipedrive"]
     assert get_adapter_class("examplecrm").name == "Example CRM"
-    assert api_base_validate("https://acme.examplecrm.test/api") == "https://acme.examplecrm.test/api"
+    assert (
+        api_base_validate("https://acme.examplecrm.test/api", provider="examplecrm")
+        == "https://acme.examplecrm.test/api"
+    )
+    with pytest.raises(ValidationError):  # its hosts are for its own connections only
+        api_base_validate("https://acme.examplecrm.test/api", provider="hubspot")
     page = alice_client.get(reverse("syncapp:connect")).content.decode()
     assert 'id="provider-examplecrm"' in page and "Example CRM" in page
+
+
+def test_a_broken_adapter_entry_stops_only_its_own_provider(settings, alice_client):
+    settings.SYNCAPP_PROVIDERS = {**settings.SYNCAPP_PROVIDERS, "mycrm": "myproject.crm.Missing"}
+
+    assert alice_client.get(reverse("syncapp:connect")).status_code == 200
+    assert oauth_adapter("hubspot") is get_adapter_class("hubspot")
+    assert api_base_validate("https://api.hubapi.com", provider="hubspot") == "https://api.hubapi.com"
+
+
+def test_a_crms_hosts_are_allowed_for_its_own_connections_only(settings):
+    settings.CRM_API_ALLOWED_HOSTS = []
+    assert api_base_validate("https://acme.pipedrive.com", provider="pipedrive") == "https://acme.pipedrive.com"
+    with pytest.raises(ValidationError):
+        api_base_validate("https://acme.pipedrive.com", provider="hubspot")
+    with pytest.raises(ValidationError):
+        api_base_validate("http://127.0.0.1:8765/hubspot/1", provider="hubspot")
 
 
 @pytest.fixture

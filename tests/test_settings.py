@@ -53,6 +53,10 @@ def test_unknown_conflict_strategy_is_a_start_up_error():
 
 # What the settings resolve to, printed as JSON by a fresh process (the broker is built, not connected).
 SHOW_BACKENDS = """
+import environ
+environ.Env.read_env = lambda *args, **kwargs: None  # a developer's .env must not decide the defaults under test
+import django
+django.setup()
 import json
 from django.conf import settings
 from django_q.brokers import get_broker
@@ -70,13 +74,13 @@ print(json.dumps({
 
 
 def backends(**env):
-    """Start manage.py with DATABASE_URL and REDIS_URL unset (plus ``env``) and return what it resolved."""
+    """Load the settings with DATABASE_URL and REDIS_URL unset (plus ``env``) and return what they resolved."""
     unset = {"SECRET_KEY", "SYNC_ENCRYPTION_KEY", "MONGODB_URI", "DATABASE_URL", "REDIS_URL"}
     clean = {k: v for k, v in os.environ.items() if k not in unset}
     result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", SHOW_BACKENDS],
+        [sys.executable, "-c", SHOW_BACKENDS],
         cwd=ROOT,
-        env={**clean, **env},
+        env={**clean, "DJANGO_SETTINGS_MODULE": "contactsync.settings", **env},
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,6 +6,7 @@ from elsewhere, or replaces one of these.
 """
 
 import importlib
+import logging
 from functools import cache
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from syncapp.exceptions import ProviderNotConfiguredError
+
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -46,8 +49,17 @@ def get_adapter_class(provider_id: str):
 
 
 def get_adapter_classes() -> dict[str, type]:
-    """Return the adapter class of every provider id."""
-    return {provider_id: get_adapter_class(provider_id) for provider_id in provider_ids()}
+    """Return the adapter class of every provider id; one that cannot be imported is logged and left out.
+
+    So a broken SYNCAPP_PROVIDERS entry stops only its own connections, not every page that lists CRMs.
+    """
+    classes = {}
+    for provider_id in provider_ids():
+        try:
+            classes[provider_id] = get_adapter_class(provider_id)
+        except ImportError:
+            logger.exception("The adapter of provider '%s' cannot be imported (SYNCAPP_PROVIDERS)", provider_id)
+    return classes
 
 
 def get_adapter(connection):

@@ -10,22 +10,26 @@ from django.db.models import Q
 from django.utils import timezone
 
 from syncapp.engine import FIELDS, STRATEGIES
-from syncapp.exceptions import SyncAlreadyRunningError, SyncError, ValidationError
+from syncapp.exceptions import ProviderNotConfiguredError, SyncAlreadyRunningError, SyncError, ValidationError
 from syncapp.models import CrmConnection, Tenant
-from syncapp.providers import get_adapter_class, get_adapter_classes, provider_ids
+from syncapp.providers import get_adapter_class, provider_ids
 from syncapp.services.schedules import connection_schedule_update
 
 
-def api_base_validate(url: str) -> str:
-    """Return ``url`` if a connection may talk to it, else raise ValidationError.
+def api_base_validate(url: str, *, provider: str) -> str:
+    """Return ``url`` if a connection of ``provider`` may talk to it, else raise ValidationError.
 
-    Allowed are the CRMs' own hosts (``CrmAdapter.api_hosts``) and those in CRM_API_ALLOWED_HOSTS.
+    Allowed are that CRM's own hosts (its adapter's ``api_hosts``) and those in CRM_API_ALLOWED_HOSTS:
+    never another CRM's, so one adapter cannot widen where the others' tokens go.
     """
     if not url:
         return url
     parsed = urlsplit(url)
     host = (parsed.hostname or "").lower()
-    crm_hosts = [entry for adapter_class in get_adapter_classes().values() for entry in adapter_class.api_hosts]
+    try:
+        crm_hosts = get_adapter_class(provider).api_hosts
+    except ProviderNotConfiguredError:
+        crm_hosts = ()
     allowed = [entry.lower() for entry in [*crm_hosts, *settings.CRM_API_ALLOWED_HOSTS]]
     permitted = any(host == entry or (entry.startswith(".") and host.endswith(entry)) for entry in allowed)
     if parsed.scheme not in ("http", "https") or not host:
@@ -53,7 +57,7 @@ def connection_create(
     strategy = conflict_strategy or settings.CONFLICT_RESOLUTION_STRATEGY
     if strategy not in STRATEGIES:
         raise ValidationError(f"Unknown conflict strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}.")
-    api_base_url = api_base_validate(api_base_url)
+    api_base_url = api_base_validate(api_base_url, provider=provider)
     existing = CrmConnection.objects.filter(provider=provider, account_id=account_id).first()
     if existing is not None:
         if existing.tenant_id == tenant.pk and existing.status == CrmConnection.Status.DISCONNECTED:
@@ -85,7 +89,7 @@ def connection_connect_token(
     token, typed = token.strip(), str(account_id).strip()
     if not token:
         raise ValidationError("Paste the private-app / API token.")
-    api_base_url = api_base_validate(api_base_url)
+    api_base_url = api_base_validate(api_base_url, provider=provider)
     found = get_adapter_class(provider).token_account_id(token=token, api_base_url=api_base_url)
     if found and typed and found != typed:
         raise ValidationError(f"This token opens {provider} account {found}, not {typed}.")
@@ -104,7 +108,7 @@ def connection_reconnect(*, connection: CrmConnection, credentials: dict, api_ba
     Its history (runs, links, conflicts) is what it was when it was disconnected.
     """
     connection.credentials = credentials
-    connection.api_base_url = api_base_validate(api_base_url)
+    connection.api_base_url = api_base_validate(api_base_url, provider=connection.provider)
     connection.status, connection.status_message = CrmConnection.Status.ACTIVE, ""
     connection.save(update_fields=["credentials_encrypted", "api_base_url", "status", "status_message", "updated_at"])
     connection_schedule_update(connection=connection)

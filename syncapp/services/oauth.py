@@ -2,9 +2,9 @@
 
 from django.db import transaction
 
-from syncapp.exceptions import OAuthError, ValidationError
+from syncapp.exceptions import OAuthError, ProviderNotConfiguredError, ValidationError
 from syncapp.models import CrmConnection, Tenant
-from syncapp.providers import get_adapter_classes
+from syncapp.providers import get_adapter_class, get_adapter_classes
 from syncapp.providers.base.oauth import oauth_endpoint, oauth_exchange_code, oauth_refresh
 from syncapp.services.connections import api_base_validate, connection_create
 from syncapp.services.schedules import connection_schedule_update
@@ -17,11 +17,14 @@ def oauth_adapters() -> dict[str, type]:
 
 def oauth_adapter(provider_id: str) -> type:
     """Return the adapter class of ``provider_id``; OAuthError if it has no OAuth app."""
-    adapters = oauth_adapters()
     try:
-        return adapters[provider_id]
-    except KeyError:
-        raise OAuthError(f"'{provider_id}' does not support OAuth; choose one of: {', '.join(adapters)}.") from None
+        adapter_class = get_adapter_class(provider_id)
+    except ProviderNotConfiguredError:
+        adapter_class = None
+    if adapter_class is None or adapter_class.oauth is None:
+        choices = ", ".join(oauth_adapters())
+        raise OAuthError(f"'{provider_id}' does not support OAuth; choose one of: {choices}.")
+    return adapter_class
 
 
 def oauth_connection_complete(
@@ -41,13 +44,13 @@ def oauth_connection_complete(
     """
     adapter_class = oauth_adapter(provider_id)
     config = adapter_class.oauth
-    api_base_validate(api_base_url)
+    api_base_validate(api_base_url, provider=provider_id)
     token_url = oauth_endpoint(config.token_url, api_base_url) if api_base_url else None
     credentials = oauth_exchange_code(config=config, code=code, redirect_uri=redirect_uri, token_url=token_url)
     if token_url:
         # Refreshes must go to the same (sandbox) token endpoint as the exchange did.
         credentials["token_url"] = token_url
-    base_url = api_base_validate(api_base_url or credentials.get("api_domain", ""))
+    base_url = api_base_validate(api_base_url or credentials.get("api_domain", ""), provider=provider_id)
     account_id = adapter_class.oauth_account_id(access_token=credentials["access_token"], api_base_url=base_url)
 
     with transaction.atomic():

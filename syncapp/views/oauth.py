@@ -53,7 +53,7 @@ def oauth_start(request: HttpRequest, provider_id: str) -> HttpResponse:
         if not (settings.DEBUG or request.user.is_staff):
             return _result(request, provider_id, error="Only staff may override the API base URL.", status=403)
         try:
-            api_base_validate(api_base)
+            api_base_validate(api_base, provider=provider_id)
         except ValidationError as exc:
             return _result(request, provider_id, error=str(exc), status=400)
 
