@@ -66,6 +66,10 @@ class ExampleCrmAdapter(CrmAdapter):
         client_secret_setting="EXAMPLECRM_CLIENT_SECRET",
         client_auth="body",
     )
+
+    @classmethod
+    def oauth_account_id(cls, *, access_token, api_base_url):
+        return "example-account"
 """
 
 
@@ -92,6 +96,15 @@ def test_a_third_crm_folder_is_a_provider_with_its_oauth_and_hosts(third_crm, al
         api_base_validate("https://acme.examplecrm.test/api", provider="hubspot")
     page = alice_client.get(reverse("syncapp:connect")).content.decode()
     assert 'id="provider-examplecrm"' in page and "Example CRM" in page
+
+
+def test_every_adapter_with_an_oauth_app_says_whose_account_a_token_opens(third_crm):
+    from syncapp.providers.base import CrmAdapter
+
+    with_oauth = {pid: cls for pid, cls in providers.get_adapter_classes().items() if cls.oauth is not None}
+    assert {"hubspot", "pipedrive", "examplecrm"} <= set(with_oauth)
+    for provider_id, adapter_class in with_oauth.items():
+        assert adapter_class.oauth_account_id.__func__ is not CrmAdapter.oauth_account_id.__func__, provider_id
 
 
 def test_a_broken_adapter_entry_stops_only_its_own_provider(settings, alice_client):

@@ -26,7 +26,7 @@ def connectable_providers() -> list[dict]:
     Test fakes (the ``memory`` provider) are configured adapters too, with a name, but no OAuth config.
     """
     return [
-        {"id": provider_id, "name": adapter_class.name or provider_id, "oauth": True}
+        {"id": provider_id, "name": adapter_class.name or provider_id}
         for provider_id, adapter_class in oauth_adapters().items()
     ]
 
