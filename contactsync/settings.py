@@ -247,7 +247,7 @@ LOGGING = {
         "requests_oauthlib": {"level": "WARNING"},
         "oauthlib": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
-        "axes.apps": {"level": "WARNING"},  # its start-up banner would precede every command's output
+        "axes": {"level": "WARNING"},  # keeps failures and lock-outs; its INFO lines (a banner per process) are noise
     },
 }
 
