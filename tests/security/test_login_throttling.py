@@ -4,7 +4,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from axes.handlers import proxy as axes_clock
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
@@ -89,10 +88,12 @@ def test_spellings_that_name_the_same_user_share_one_count(tenant):
 
 
 def test_the_lock_out_ends_after_the_cool_off_and_a_try_meanwhile_restarts_it(tenant, monkeypatch):
+    from axes.handlers import proxy as axes_clock  # the clock axes stamps attempts with
+
     client = Client()
     guess(client, "alice")
     retry = timezone.now() + COOL_OFF - timedelta(minutes=1)
-    monkeypatch.setattr(axes_clock, "now", lambda: retry)  # the clock axes stamps attempts with
+    monkeypatch.setattr(axes_clock, "now", lambda: retry)
     assert log_in(client, "alice", "pw-alice-123").status_code == 429
     monkeypatch.setattr(axes_clock, "now", lambda: retry + COOL_OFF - timedelta(seconds=1))
     assert log_in(client, "alice", "pw-alice-123").status_code == 429  # the retry started the cool-off again
