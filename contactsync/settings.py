@@ -4,6 +4,7 @@ Every setting has a safe default so a fresh checkout starts with nothing configu
 docs/configuration.md describes each one.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -16,17 +17,44 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEVELOPMENT_SECRET_KEY = "contactsync-development-only-secret-key-do-not-use-in-production"
 
-# "development" (default) or "production"; production refuses unsafe defaults.
-DJANGO_ENV = env.str("DJANGO_ENV", default="development")
+# "development" (default) or "production"; production refuses unsafe defaults. Anything else is refused too, so a
+# misspelt "prod" cannot quietly start with development settings.
+DJANGO_ENVIRONMENTS = ("development", "production")
+DJANGO_ENV = env.str("DJANGO_ENV", default="development").strip().lower()
+if DJANGO_ENV not in DJANGO_ENVIRONMENTS:
+    raise ImproperlyConfigured(f"DJANGO_ENV must be one of {', '.join(DJANGO_ENVIRONMENTS)}, not {DJANGO_ENV!r}.")
 IS_PRODUCTION = DJANGO_ENV == "production"
 
-DEBUG = env.bool("DEBUG", default=not IS_PRODUCTION)
+DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 if IS_PRODUCTION and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DJANGO_ENV=production.")
+# The same bar as Django's deploy check (security.W009), enforced: sessions, password resets and the OAuth state
+# are signed with this key.
+if IS_PRODUCTION and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-")):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too weak for DJANGO_ENV=production: use at least 50 random characters (at least 5 different "
+        "ones, no 'django-insecure-' prefix), e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
+
+# HTTPS: on in production unless turned off explicitly (e.g. SECURE_SSL_REDIRECT=false when the proxy redirects).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if IS_PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=IS_PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=IS_PRODUCTION)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=IS_PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=IS_PRODUCTION)
+# Behind a TLS-terminating proxy, "HTTP_X_FORWARDED_PROTO,https": the header the proxy sets (and overwrites).
+_proxy_ssl_header = [part.strip() for part in env.list("SECURE_PROXY_SSL_HEADER", default=[])]
+if _proxy_ssl_header and (len(_proxy_ssl_header) != 2 or not all(_proxy_ssl_header)):
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be a header and a value, e.g. HTTP_X_FORWARDED_PROTO,https."
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -36,6 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    "axes",
     "syncapp",
 ]
 
@@ -47,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "contactsync.urls"
@@ -92,6 +123,37 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Login throttling (django-axes) ----------------------------------------------------
+
+# Axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Counted per user name and client IP together, so nobody can lock a member out from elsewhere; the same
+# for a user name that does not exist, so a lock-out does not tell which names do.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("AXES_COOLOFF_TIME", default=900))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Successful logins are not recorded: the failed attempts are all the throttle needs.
+AXES_DISABLE_ACCESS_LOG = True
+# The reverse proxies in front of the app that append the client's address to X-Forwarded-For (0: clients connect
+# directly and REMOTE_ADDR is theirs). Spoofed entries left of the proxies' own are ignored (syncapp/client_ip.py).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "syncapp.client_ip.client_ip"
+
+# --- Email -------------------------------------------------------------------------------
+
+# EMAIL_URL (e.g. smtp+tls://user:password@smtp.example.com:587, or consolemail:// in development) sets the
+# EMAIL_* settings. Without it nothing can be mailed, so the password reset pages are not served (urls.py).
+EMAIL_URL = env.str("EMAIL_URL", default="")
+if EMAIL_URL:
+    vars().update(env.email_url("EMAIL_URL"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+PASSWORD_RESET_ENABLED = bool(EMAIL_URL)
 
 # --- Sync engine -------------------------------------------------------------
 
@@ -185,6 +247,7 @@ LOGGING = {
         "requests_oauthlib": {"level": "WARNING"},
         "oauthlib": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # keeps failures and lock-outs; its INFO lines (a banner per process) are noise
     },
 }
 

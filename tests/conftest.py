@@ -35,6 +35,13 @@ def memory_provider(settings, tmp_path_factory):
     cache.clear()  # cached CRM field lists are keyed by connection id, which tests reuse
 
 
+@pytest.fixture(autouse=True)
+def login_throttling_off(settings):
+    """Client.login() and authenticate() without a request cannot pass django-axes' backend, which needs the
+    request; tests/security/test_login_throttling.py turns it back on to test it."""
+    settings.AXES_ENABLED = False
+
+
 @pytest.fixture
 def tenant(db):
     return tenant_create(slug="acme", name="Acme", username="alice", password="pw-alice-123")

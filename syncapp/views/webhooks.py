@@ -40,8 +40,9 @@ def provider_webhook(request, provider_id: str, connection_key: str | None = Non
     """Store a verified delivery in the inbox and queue its processing; answer before any sync runs."""
     try:
         handler = get_webhook_handler(provider_id)
-    except ProviderNotConfiguredError as exc:
-        return _refuse(request, provider_id, 404, str(exc))
+    except ProviderNotConfiguredError:
+        # The exception's text names source files and settings: nothing for whoever posted here.
+        return _refuse(request, provider_id, 404, "Unknown provider.")
     connection = None
     if connection_key is not None:
         connection = CrmConnection.objects.filter(provider=provider_id, webhook_key=connection_key).first()

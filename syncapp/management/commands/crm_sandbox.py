@@ -1,5 +1,6 @@
 import json
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.sandbox.server import Faults, SandboxServer
@@ -32,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--request-log", default=None, metavar="FILE", help="Append every request as a JSON line.")
 
     def handle(self, *args, **options):
+        if settings.IS_PRODUCTION:
+            raise CommandError(
+                "The CRM sandbox hands out CRM accounts and signs webhooks for whoever reaches its control API: it "
+                "does not run with DJANGO_ENV=production. Run it on a development machine."
+            )
         try:
             server = SandboxServer(
                 host=options["host"],
