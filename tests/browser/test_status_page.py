@@ -40,8 +40,8 @@ def test_status_page_pronouns_setup_sync_now_and_tenant_isolation(tenant, crm_sa
     expect(last_run).to_contain_text("Manual run succeeded")
     assert page.evaluate("window.__notReloaded === true")
 
-    tenant_create(slug="other", name="Other", username="bob", password="pw-bob-123")
-    other = log_in(browser, live_server, "bob", "pw-bob-123")
+    tenant_create(slug="other", name="Other", username="bob", password="pw-bob-12345")
+    other = log_in(browser, live_server, "bob", "pw-bob-12345")
     response = other.goto(f"{live_server.url}/connections/{connection.pk}/status.json")
     assert response.status == 404
     own = page.request.get(f"{live_server.url}/connections/{connection.pk}/status.json")
