@@ -13,6 +13,7 @@ from syncapp.views.status import (
     failing_record_retry,
     status_page,
 )
+from syncapp.views.tenancy import tenant_switch
 from syncapp.views.webhooks import provider_webhook
 
 app_name = "syncapp"
@@ -40,6 +41,7 @@ urlpatterns = [
         name="connection-policy",
     ),
     path("", status_page, name="status"),
+    path("tenant/switch/", tenant_switch, name="tenant-switch"),
     path("connections/<int:connection_id>/status.json", connection_status_poll, name="connection-status"),
     path("connections/<int:connection_id>/sync/", connection_sync_now, name="connection-sync"),
     path("connections/<int:connection_id>/pronouns/", connection_pronouns_setup, name="connection-pronouns"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import responses
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command, find_commands, load_command_class
 from responses import matchers
 
@@ -26,10 +26,96 @@ def run(*args):
 
 
 def test_tenant_create_with_a_member_who_can_log_in():
-    out, _ = run("tenant", "create", "acme", "--user", "ann", "--password", "pw-ann-1234")
+    out, _ = run("tenant", "create", "acme", "--user", "ann", "--password", "pw-ann-12345")
     assert "Created tenant acme" in out
-    user = authenticate(username="ann", password="pw-ann-1234")
+    user = authenticate(username="ann", password="pw-ann-12345")
     assert user is not None and Tenant.objects.get(slug="acme").members.filter(pk=user.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short-1", "too short"),
+        ("password1234", "too common"),
+        ("384759102846", "entirely numeric"),
+        ("annabelle-smith", "too similar to the username"),
+    ],
+)
+def test_tenant_create_refuses_a_weak_password_and_creates_nothing(password, message):
+    with pytest.raises(CommandError, match=message):
+        run("tenant", "create", "acme", "--user", "annabelle-smith", "--password", password)
+    assert not Tenant.objects.exists()
+    assert not get_user_model().objects.exists()
+
+
+def test_tenant_create_refuses_an_invalid_username():
+    with pytest.raises(CommandError, match="Enter a valid username"):
+        run("tenant", "create", "acme", "--user", "ann smith", "--password", "pw-ann-12345")
+    assert not Tenant.objects.exists()
+
+
+def test_tenant_create_does_not_give_an_existing_user_to_another_tenant_without_the_flag():
+    run("tenant", "create", "acme", "--user", "ann", "--password", "pw-ann-12345")
+
+    with pytest.raises(CommandError, match="--add-existing-user"):
+        run("tenant", "create", "globex", "--user", "ann")
+    assert not Tenant.objects.filter(slug="globex").exists()
+
+    run("tenant", "create", "globex", "--user", "ann", "--add-existing-user")
+    ann = get_user_model().objects.get(username="ann")
+    assert set(ann.membership_set.values_list("tenant__slug", flat=True)) == {"acme", "globex"}
+    assert authenticate(username="ann", password="pw-ann-12345") == ann
+
+
+def test_tenant_create_does_not_change_an_existing_users_password_without_the_flag():
+    run("tenant", "create", "acme", "--user", "ann", "--password", "pw-ann-12345")
+
+    with pytest.raises(CommandError, match="--reset-password"):
+        run("tenant", "create", "globex", "--user", "ann", "--add-existing-user", "--password", "new-pw-ann-999")
+    assert authenticate(username="ann", password="pw-ann-12345") is not None
+    assert not Tenant.objects.filter(slug="globex").exists()
+
+    with pytest.raises(CommandError, match="too common"):
+        run(
+            "tenant",
+            "create",
+            "globex",
+            "--user",
+            "ann",
+            "--add-existing-user",
+            "--reset-password",
+            "--password",
+            "password1234",
+        )
+    assert authenticate(username="ann", password="pw-ann-12345") is not None
+
+    run(
+        "tenant",
+        "create",
+        "globex",
+        "--user",
+        "ann",
+        "--add-existing-user",
+        "--reset-password",
+        "--password",
+        "new-pw-ann-999",
+    )
+    assert authenticate(username="ann", password="pw-ann-12345") is None
+    assert authenticate(username="ann", password="new-pw-ann-999") is not None
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--password", "pw-ann-12345"], "--password needs --user"),
+        (["--add-existing-user"], "--add-existing-user needs --user"),
+        (["--user", "ann", "--reset-password"], "--reset-password needs --password"),
+    ],
+)
+def test_tenant_create_flags_that_need_another(flags, message):
+    with pytest.raises(CommandError, match=message):
+        run("tenant", "create", "acme", *flags)
+    assert not Tenant.objects.exists()
 
 
 def test_tenant_create_refuses_a_taken_slug():

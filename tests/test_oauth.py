@@ -156,15 +156,24 @@ def test_start_redirects_to_the_provider_for_the_users_first_tenant(alice_client
     assert oauth_state_load(state=query["state"][0], provider_id="hubspot")["tenant_id"] == tenant.pk
 
 
-def test_start_may_choose_among_the_users_tenants_but_not_another(alice_client, tenant):
-    second = tenant_create(slug="acme-eu", username="alice")
+def test_start_is_for_the_current_tenant_of_the_pages(alice_client, tenant):
+    # alice's first membership is Acme, but the pages start with the first tenant by name.
+    aardvark = tenant_create(slug="aardvark", name="Aardvark", username="alice", add_existing_user=True)
+    assert "Aardvark" in alice_client.get("/connect/").content.decode()
+    assert oauth_state_load(state=_start(alice_client, "hubspot"), provider_id="hubspot")["tenant_id"] == aardvark.pk
+
+    alice_client.post("/tenant/switch/", {"tenant": tenant.pk})
+
+    assert oauth_state_load(state=_start(alice_client, "hubspot"), provider_id="hubspot")["tenant_id"] == tenant.pk
+
+
+def test_start_takes_no_tenant_from_the_request(alice_client, tenant):
     tenant_create(slug="globex", username="bob")
+    tenant_create(slug="acme-eu", username="alice", add_existing_user=True)
 
-    state = _start(alice_client, "hubspot", tenant="acme-eu")
-    assert oauth_state_load(state=state, provider_id="hubspot")["tenant_id"] == second.pk
-
-    response = alice_client.post("/oauth/hubspot/start/", {"tenant": "globex"})
-    assert response.status_code == 403
+    for chosen in ("globex", "acme-eu"):
+        state = _start(alice_client, "hubspot", tenant=chosen)
+        assert oauth_state_load(state=state, provider_id="hubspot")["tenant_id"] == tenant.pk
 
 
 def test_start_without_a_tenant_is_forbidden(client, db):

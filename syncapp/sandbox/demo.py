@@ -94,7 +94,15 @@ class Demo:
 
     def reset_tenant(self) -> None:
         Tenant.objects.filter(slug=TENANT).delete()
-        self.tenant = tenant_create(slug=TENANT, name="Demo Inc.", username=TENANT, password=self.password)
+        # The demo owns its user: a user left by an earlier run gets this run's tenant and password.
+        self.tenant = tenant_create(
+            slug=TENANT,
+            name="Demo Inc.",
+            username=TENANT,
+            password=self.password,
+            add_existing_user=True,
+            reset_password=True,
+        )
         # The demo user may also use the admin; a real tenant member need not.
         get_user_model().objects.filter(username=TENANT).update(is_staff=True, is_superuser=True)
         # The app verifies HubSpot's signatures with the secret the sandbox portal signs with.

@@ -15,10 +15,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from syncapp.exceptions import OAuthError, SyncError, ValidationError
-from syncapp.models import CrmConnection, Membership, Tenant
+from syncapp.models import CrmConnection, Tenant
 from syncapp.providers.base.oauth import OAuthConfig, oauth_authorization_url, oauth_state_load
 from syncapp.services.connections import api_base_validate
 from syncapp.services.oauth import oauth_adapter, oauth_connection_complete
+from syncapp.views.tenancy import current_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -34,20 +35,12 @@ PENDING_FLOWS = 5  # per session; starting a sixth forgets the oldest
 def oauth_start(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Send the user to the provider to grant access for one of their tenants.
 
-    Form fields (or query parameters): ``tenant`` (slug; default the user's first tenant) and
-    ``api_base`` (a sandbox base URL; staff only outside DEBUG).
+    The tenant is the current one of the session, as on every page (see ``views.tenancy``). Form field
+    (or query parameter): ``api_base`` (a sandbox base URL; staff only outside DEBUG).
     """
     config = _config(provider_id)
-    tenant_slug = request.POST.get("tenant") or request.GET.get("tenant", "")
+    tenant = current_tenant(request)
     api_base = (request.POST.get("api_base") or request.GET.get("api_base", "")).strip()
-
-    memberships = Membership.objects.filter(user=request.user).select_related("tenant").order_by("pk")
-    if tenant_slug:
-        memberships = memberships.filter(tenant__slug=tenant_slug)
-    membership = memberships.first()
-    if membership is None:
-        # The same answer for "no such tenant" and "not yours", so slugs cannot be probed.
-        return _result(request, provider_id, error="You are not a member of that tenant.", status=403)
 
     if api_base:
         if not (settings.DEBUG or request.user.is_staff):
@@ -61,7 +54,7 @@ def oauth_start(request: HttpRequest, provider_id: str) -> HttpResponse:
     try:
         url = oauth_authorization_url(
             config=config,
-            tenant_id=membership.tenant_id,
+            tenant_id=tenant.pk,
             redirect_uri=_redirect_uri(provider_id),
             api_base_url=api_base,
             nonce=nonce,

@@ -1,14 +1,65 @@
-"""The tenant of the signed-in person, for the pages: every query of a page is scoped to it."""
+"""The tenant a signed-in person works in, kept in their session: every query of a page is scoped to it."""
 
+from urllib.parse import urlsplit
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import Resolver404, resolve, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
 from syncapp.models import Tenant
-from syncapp.selectors.tenants import tenant_for_user
+from syncapp.selectors.tenants import tenant_for_user, tenants_for_user
+
+SESSION_TENANT = "syncapp_tenant_id"
 
 
-def current_tenant(request) -> Tenant:
+def current_tenant(request: HttpRequest) -> Tenant:
     """Return the request user's tenant; a signed-in person who belongs to none gets a 403."""
-    tenant = tenant_for_user(user=request.user)
+    tenant = tenant_current_or_none(request)
     if tenant is None:
         raise PermissionDenied("You are not a member of any tenant.")
     return tenant
+
+
+def tenant_current_or_none(request: HttpRequest) -> Tenant | None:
+    """The tenant chosen in this session if the user is still a member of it, else their first by name."""
+    chosen = request.session.get(SESSION_TENANT)
+    tenant = tenant_for_user(user=request.user, tenant_id=chosen)
+    if chosen is not None and (tenant is None or tenant.pk != chosen):
+        # The membership was removed: forget the choice, so adding it back does not switch silently.
+        del request.session[SESSION_TENANT]
+    return tenant
+
+
+@login_required
+@require_POST
+def tenant_switch(request: HttpRequest) -> HttpResponse:
+    """Make the posted tenant (one the user is a member of) current, and go back to the page."""
+    try:
+        tenant_id = int(request.POST.get("tenant", ""))
+    except ValueError:
+        raise Http404("No such tenant.") from None
+    tenant = tenants_for_user(user=request.user).filter(pk=tenant_id).first()
+    if tenant is None:
+        raise Http404("No such tenant.")
+    request.session[SESSION_TENANT] = tenant.pk
+    messages.success(request, f"You are now working in {tenant.name}.")
+    return redirect(_back_to(request))
+
+
+def _back_to(request: HttpRequest) -> str:
+    """The page the switch was made on, if it is this site's and names no object of the old tenant."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        try:
+            match = resolve(urlsplit(target).path)
+        except Resolver404:
+            match = None
+        # A URL with parameters names one contact, conflict or connection, which the new tenant does not have.
+        if match is not None and not match.kwargs:
+            return target
+    return reverse("syncapp:status")

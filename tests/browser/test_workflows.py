@@ -119,8 +119,8 @@ def test_edit_a_contact_and_see_the_edit_arrive_in_the_sandbox(tenant, crm_sandb
     expect(page.get_by_text("A push is pending")).to_have_count(0)
     expect(page.locator("table").nth(1)).to_contain_text("In sync")
 
-    tenant_create(slug="other", name="Other", username="bob", password="pw-bob-123")
-    other = log_in(browser, live_server, "bob", "pw-bob-123")
+    tenant_create(slug="other", name="Other", username="bob", password="pw-bob-12345")
+    other = log_in(browser, live_server, "bob", "pw-bob-12345")
     assert other.goto(f"{live_server.url}/contacts/{ada.pk}/").status == 404
     assert other.goto(f"{live_server.url}/contacts/{ada.pk}/edit/").status == 404
 

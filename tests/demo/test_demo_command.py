@@ -3,10 +3,12 @@
 import json
 
 import pytest
+from django.contrib.auth import authenticate
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from syncapp.models import Contact, CrmConnection, SyncConflict, Tenant, WebhookEvent
+from syncapp.sandbox.demo import TENANT, Demo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,3 +51,14 @@ def test_demo_refuses_to_run_in_production(demo_settings):
         call_command("demo", "--no-serve", "--contacts", "12")
 
     assert not Tenant.objects.exists()
+
+
+def test_a_second_demo_run_takes_over_its_own_user_with_a_new_password(demo_settings):
+    first, second = Demo(sandbox=None, app_url=""), Demo(sandbox=None, app_url="")
+    first.reset_tenant()
+
+    second.reset_tenant()
+
+    assert authenticate(username=TENANT, password=first.password) is None
+    user = authenticate(username=TENANT, password=second.password)
+    assert user is not None and list(Tenant.objects.filter(membership__user=user)) == [second.tenant]

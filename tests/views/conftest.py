@@ -16,9 +16,9 @@ def alice(tenant):
 
 @pytest.fixture
 def bob(db):
-    tenant_create(slug="globex", name="Globex", username="bob", password="pw-bob-123")
+    tenant_create(slug="globex", name="Globex", username="bob", password="pw-bob-12345")
     client = Client()
-    assert client.login(username="bob", password="pw-bob-123")
+    assert client.login(username="bob", password="pw-bob-12345")
     return client
 
 

@@ -10,6 +10,7 @@ from django.urls import URLPattern, reverse
 
 from syncapp import urls
 from syncapp.models import ContactLink, CrmConnection, SyncConflict
+from syncapp.views.tenancy import SESSION_TENANT
 from tests.views.test_conflicts import make_conflict
 
 pytestmark = pytest.mark.django_db
@@ -80,4 +81,16 @@ def test_every_url_naming_another_tenants_object_is_a_404_and_changes_nothing(ob
         assert 404 in answers and answers <= {404, 405}, (url, answers)
         walked += 1
     assert walked >= 12
+    assert state(objects) == before
+
+
+def test_switching_to_another_tenant_is_a_404_and_changes_nothing(objects, bob):
+    """The switch names its tenant in the body, not the path, so the walk above does not reach it."""
+    alices_tenant = CrmConnection.objects.get(pk=objects["connection_id"]).tenant_id
+    before = state(objects)
+
+    assert bob.post(reverse("syncapp:tenant-switch"), {"tenant": alices_tenant, "next": "/"}).status_code == 404
+    assert SESSION_TENANT not in bob.session
+    assert bob.get(reverse("syncapp:connection-status", args=[objects["connection_id"]])).status_code == 404
+    assert "Globex" in bob.get(reverse("syncapp:status")).content.decode()
     assert state(objects) == before

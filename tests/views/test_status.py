@@ -154,9 +154,9 @@ def test_a_clean_sync_shows_healthy_and_its_counts(alice, tenant, connection):
 
 
 def test_another_tenants_connections_are_invisible_and_404(connection):
-    tenant_create(slug="globex", name="Globex", username="bob", password="pw-bob-123")
+    tenant_create(slug="globex", name="Globex", username="bob", password="pw-bob-12345")
     bob = Client()
-    assert bob.login(username="bob", password="pw-bob-123")
+    assert bob.login(username="bob", password="pw-bob-12345")
     link = _failing_link(connection)
 
     page = bob.get("/").content.decode()
