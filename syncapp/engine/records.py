@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from dataclasses import dataclass, field, fields, replace
@@ -37,20 +38,21 @@ def email_invisible(value: str | None) -> str | None:
 def normalize_email(value: str | None) -> str:
     """Return the one form of an email that is stored, compared, matched and hashed.
 
-    Trimmed and lower-cased, the local part in NFKC (fullwidth letters become ASCII) and the
-    domain in its IDNA form (UTS #46: ``bob@bücher.example`` and ``bob@XN--BCHER-KVA.example``
-    are both ``bob@xn--bcher-kva.example``). An email holding an invisible format character is
-    only trimmed and lower-cased: mapping would hide the character, and such emails are refused.
+    Trimmed, lower-cased and in NFKC (fullwidth letters become ASCII), the domain in its IDNA
+    form (UTS #46: ``bob@Bücher.example`` and ``bob@XN--BCHER-KVA.example`` are both
+    ``bob@xn--bcher-kva.example``). An email holding an invisible format character is only
+    trimmed and lower-cased: mapping would hide the character, and such emails are refused.
     """
-    email = text_normalize(value).lower()
+    email = text_normalize(value)
+    if email_invisible(email):
+        return email.lower()
+    # NFKC again after lower(): lower-casing can undo NFKC, and the form must not change when applied twice.
+    email = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email).lower()).strip()
     local, at, domain = email.rpartition("@")
-    if not at or email_invisible(email):
+    if not at:
         return email
-    local = unicodedata.normalize("NFKC", local).lower()
-    try:
+    with contextlib.suppress(idna.IDNAError):  # not a valid domain name: validation refuses the email
         domain = idna.encode(domain, uts46=True).decode("ascii")
-    except idna.IDNAError:
-        domain = unicodedata.normalize("NFKC", domain).lower()  # not a valid domain: refused by validation
     return f"{local}@{domain}"
 
 

@@ -24,7 +24,7 @@ def contact_clean(values: dict) -> dict[str, str]:
     # ContactRecord, and reach this point clean).
     for name, value in values.items():
         if char := text_unstorable(value):
-            raise ValidationError(f"{name} contains the control character U+{ord(char):04X}; remove it.")
+            raise ValidationError(f"{name} contains the unprintable character U+{ord(char):04X}; remove it.")
     if char := email_invisible(values.get("email")):
         raise ValidationError(f"email contains the invisible character U+{ord(char):04X}; type the address again.")
     cleaned = ContactRecord.from_dict(values).as_dict()
