@@ -10,7 +10,10 @@ from .records import (
     LocalState,
     Policy,
     RemoteState,
+    email_invisible,
     normalize_email,
+    text_normalize,
+    text_unstorable,
 )
 
 __all__ = [
@@ -29,8 +32,11 @@ __all__ = [
     "Policy",
     "RemoteState",
     "choose_winner",
+    "email_invisible",
     "merge_fields",
     "normalize_email",
     "plan_batch",
     "plan_pair",
+    "text_normalize",
+    "text_unstorable",
 ]

@@ -2,15 +2,58 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
+import idna
+
 FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "pronouns")
+
+# The six fields are single-line. Line breaks, tabs and the other whitespace controls become one
+# space; the other control characters (C0, DEL, C1) and lone surrogates are dropped: PostgreSQL
+# refuses NUL, psycopg refuses surrogates, and none of them means anything in a name or a phone.
+_LINE_BREAKS = re.compile("[\t\n\v\f\r\x1c-\x1f\x85\u2028\u2029]+")
+_UNSTORABLE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff]")
+
+
+def text_normalize(value: str | None) -> str:
+    """Return a field value as the app stores it: on one line, without control characters, trimmed."""
+    return _UNSTORABLE.sub("", _LINE_BREAKS.sub(" ", value or "")).strip()
+
+
+def text_unstorable(value: str | None) -> str | None:
+    """Return the first character ``text_normalize`` would drop from ``value``, or None."""
+    found = _UNSTORABLE.search(value or "")
+    return found.group() if found else None
+
+
+def email_invisible(value: str | None) -> str | None:
+    """Return the first invisible format character (Unicode Cf: zero-width space, BOM, bidi marks) in ``value``."""
+    return next((char for char in value or "" if unicodedata.category(char) == "Cf"), None)
 
 
 def normalize_email(value: str | None) -> str:
-    """Return the dedupe form of an email: trimmed and lower-cased."""
-    return (value or "").strip().lower()
+    """Return the one form of an email that is stored, compared, matched and hashed.
+
+    Trimmed, lower-cased and in NFKC (fullwidth letters become ASCII), the domain in its IDNA
+    form (UTS #46: ``bob@Bücher.example`` and ``bob@XN--BCHER-KVA.example`` are both
+    ``bob@xn--bcher-kva.example``). An email holding an invisible format character is only
+    trimmed and lower-cased: mapping would hide the character, and such emails are refused.
+    """
+    email = text_normalize(value)
+    if email_invisible(email):
+        return email.lower()
+    # NFKC again after lower(): lower-casing can undo NFKC, and the form must not change when applied twice.
+    email = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email).lower()).strip()
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return email
+    with contextlib.suppress(idna.IDNAError):  # not a valid domain name: validation refuses the email
+        domain = idna.encode(domain, uts46=True).decode("ascii")
+    return f"{local}@{domain}"
 
 
 @dataclass(frozen=True)
@@ -27,7 +70,7 @@ class ContactRecord:
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            value = normalize_email(value) if f.name == "email" else (value or "").strip()
+            value = normalize_email(value) if f.name == "email" else text_normalize(value)
             object.__setattr__(self, f.name, value)
 
     @classmethod

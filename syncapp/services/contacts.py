@@ -7,7 +7,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from syncapp.engine import FIELDS, ContactRecord
+from syncapp.engine import FIELDS, ContactRecord, email_invisible, text_unstorable
 from syncapp.exceptions import ValidationError
 from syncapp.models import Contact, Tenant
 from syncapp.services.outbox import outbox_enqueue
@@ -20,6 +20,13 @@ def contact_clean(values: dict) -> dict[str, str]:
     unknown = set(values) - set(FIELDS)
     if unknown:
         raise ValidationError(f"Unknown contact field(s): {', '.join(sorted(unknown))}.")
+    # A person gets told rather than have characters vanish (a CRM's values are cleaned instead, by
+    # ContactRecord, and reach this point clean).
+    for name, value in values.items():
+        if char := text_unstorable(value):
+            raise ValidationError(f"{name} contains the unprintable character U+{ord(char):04X}; remove it.")
+    if char := email_invisible(values.get("email")):
+        raise ValidationError(f"email contains the invisible character U+{ord(char):04X}; type the address again.")
     cleaned = ContactRecord.from_dict(values).as_dict()
     cleaned = {name: cleaned[name] for name in values}
     for name, value in cleaned.items():

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
@@ -106,6 +106,11 @@ def _emails(remote: RemoteState) -> list[str]:
     """Return the normalised emails a record holds: its primary one, and its secondary ones while it lives."""
     secondary = () if remote.deleted else tuple(map(normalize_email, remote.other_emails))
     return [email for email in (remote.record.email, *secondary) if email]
+
+
+def _listed_email(email: str) -> str:
+    """Return ``email`` cut to fit an ExcludedRecord: a CRM may hold a longer one than the app stores."""
+    return email[: ExcludedRecord._meta.get_field("email").max_length]
 
 
 def _status_of(pair: PairPlan) -> str:
@@ -515,7 +520,7 @@ class ConnectionSync:
                     connection=self.connection,
                     side=exclusion.side,
                     record_id=exclusion.record_id,
-                    email=exclusion.email,
+                    email=_listed_email(exclusion.email),
                     code=exclusion.code,
                     reason=exclusion.reason,
                 )
@@ -585,7 +590,9 @@ class ConnectionSync:
             pair = rebase_on_concurrent_edit(pair=pair, planned=planned, current=_local_state(contact), link=link_state)
         try:
             contact = self._write_local(pair, contact)
-        except ValidationError as exc:
+        except (ValidationError, DataError) as exc:
+            # A value the database still cannot store is this record's problem, not the run's: the
+            # service's own transaction is rolled back and the record is listed with the reason.
             self._record_local_refusal(pair, link, exc)
             return False
         link = link or ContactLink(connection=self.connection, contact=contact)
@@ -599,7 +606,7 @@ class ConnectionSync:
         link = links_by_contact.get(pair.contact_id)
         return bool(pair.is_noop and not pair.conflicts and link and link.pk and _link_holds(link, pair))
 
-    def _record_local_refusal(self, pair: PairPlan, link: ContactLink | None, exc: ValidationError) -> None:
+    def _record_local_refusal(self, pair: PairPlan, link: ContactLink | None, exc: Exception) -> None:
         self.counts.errors += 1
         if link:
             link.status, link.last_error = ContactLink.Status.ERROR, f"Could not update the app contact: {exc}"
@@ -611,7 +618,7 @@ class ConnectionSync:
                 side=ExcludedRecord.Side.CRM,
                 record_id=pair.remote_id,
                 defaults={
-                    "email": pair.local_values.get("email", ""),
+                    "email": _listed_email(pair.local_values.get("email", "")),
                     "code": ExcludedRecord.Code.REFUSED,
                     "reason": str(exc),
                 },

@@ -10,7 +10,14 @@ from django.views.decorators.http import require_http_methods
 from syncapp.exceptions import ValidationError
 from syncapp.forms import ContactForm
 from syncapp.models import Contact, Tenant
-from syncapp.selectors.contacts import contact_get_live, contact_link_list, contact_search
+from syncapp.selectors.contacts import (
+    SEARCH_MAX_CHARS,
+    SEARCH_MAX_WORDS,
+    contact_get_live,
+    contact_link_list,
+    contact_search,
+    contact_search_query,
+)
 from syncapp.services.contacts import contact_create, contact_delete, contact_update
 from syncapp.views.tenancy import current_tenant
 
@@ -28,9 +35,15 @@ def _contact(tenant: Tenant, contact_id: int) -> Contact:
 @require_http_methods(["GET"])
 def contact_list(request: HttpRequest) -> HttpResponse:
     tenant = current_tenant(request)
-    query = request.GET.get("q", "").strip()
-    page = Paginator(contact_search(tenant=tenant, query=query), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "syncapp/contacts/list.html", {"tenant": tenant, "page": page, "query": query})
+    search = contact_search_query(request.GET.get("q", ""))
+    if search.cut:
+        messages.warning(
+            request,
+            f"Your search was shortened to {SEARCH_MAX_WORDS} different words and {SEARCH_MAX_CHARS} characters "
+            f"at most; the contacts below match “{search.text}”.",
+        )
+    page = Paginator(contact_search(tenant=tenant, query=search.text), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "syncapp/contacts/list.html", {"tenant": tenant, "page": page, "query": search.text})
 
 
 @login_required

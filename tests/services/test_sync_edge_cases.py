@@ -1,8 +1,9 @@
 """Regression tests for the interleavings a review found: each one failed before its fix."""
 
 import pytest
+from django.db import DataError
 
-from syncapp.models import Contact, ContactLink, OutboxEntry, SyncConflict, SyncRun
+from syncapp.models import Contact, ContactLink, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
 from syncapp.services.connections import ConnectionLock
 from syncapp.services.contacts import contact_create, contact_update
 from syncapp.services.sync import ConnectionSync, connection_sync
@@ -348,3 +349,33 @@ def test_an_incremental_read_whose_writes_reorder_the_listing_still_reads_every_
 
     assert ContactLink.objects.get(connection=connection, remote_id=newcomer).contact.email == "newcomer@example.com"
     assert all(crm.live()[remote_id]["phone"] == "+1 555" for remote_id in ids)
+
+
+def test_a_record_the_database_refuses_is_left_out_and_the_others_sync(tenant, connection_and_crm, monkeypatch):
+    connection, crm = connection_and_crm
+    poison = crm.user_create(email="poison@example.com", first_name="Poison")
+    crm.user_create(email="good@example.com", first_name="Good")
+    contact_create(tenant=tenant, values={"email": "app@example.com"})
+
+    def refusing_create(*, tenant, values, **kwargs):
+        if values.get("email") == "poison@example.com":
+            # What PostgreSQL answers for a value no rule above the database caught.
+            raise DataError("value too long for type character varying(200)")
+        return contact_create(tenant=tenant, values=values, **kwargs)
+
+    monkeypatch.setattr("syncapp.services.sync.contact_create", refusing_create)
+
+    for _ in range(2):
+        run = sync(connection, full=True)
+        assert (run.errors, run.excluded) == (1, 1)
+
+    excluded = ExcludedRecord.objects.get(connection=connection)
+    assert (excluded.record_id, excluded.code) == (poison, ExcludedRecord.Code.REFUSED)
+    assert excluded.reason == "value too long for type character varying(200)"
+    assert sorted(Contact.objects.values_list("email", flat=True)) == ["app@example.com", "good@example.com"]
+    assert ContactLink.objects.filter(connection=connection).count() == 2
+    assert sorted(record["email"] for record in crm.live().values()) == [
+        "app@example.com",
+        "good@example.com",
+        "poison@example.com",
+    ]

@@ -67,6 +67,41 @@ def test_list_searches_by_email_or_name_and_paginates(tenant, alice):
     assert [c.email for c in by_email.context["page"].object_list] == ["user07@example.com"]
 
 
+def test_a_search_of_1500_words_is_cut_to_the_limits_and_says_so(tenant, alice):
+    contact_create(tenant=tenant, values={"email": "grace@navy.example", "first_name": "Grace", "last_name": "Hopper"})
+    query = " ".join(["grace", "hopper"] + [f"word{i}" for i in range(1500)])
+
+    response = alice.get(reverse("syncapp:contact-list"), {"q": query})
+
+    assert response.status_code == 200
+    kept = response.context["query"].split()
+    assert kept == ["grace", "hopper", *(f"word{i}" for i in range(8))]
+    assert not response.context["page"].object_list  # every kept word must match, and word0 does not
+    assert "Your search was shortened to 10 different words" in response.content.decode()
+
+
+def test_a_long_search_word_is_cut_and_a_short_search_is_not(tenant, alice):
+    contact_create(tenant=tenant, values={"email": "grace@navy.example", "first_name": "Grace"})
+
+    long_word = alice.get(reverse("syncapp:contact-list"), {"q": "x" * 5000})
+    assert long_word.status_code == 200 and len(long_word.context["query"]) == 200
+    assert "Your search was shortened" in long_word.content.decode()
+
+    repeated = alice.get(reverse("syncapp:contact-list"), {"q": " grace grace\tGRACE "})
+    assert repeated.context["query"] == "grace GRACE"
+    assert [c.email for c in repeated.context["page"].object_list] == ["grace@navy.example"]
+    assert "shortened" not in repeated.content.decode()
+
+
+def test_a_search_with_control_characters_is_not_a_500(tenant, alice):
+    contact_create(tenant=tenant, values={"email": "grace@navy.example", "first_name": "Grace"})
+
+    response = alice.get(reverse("syncapp:contact-list"), {"q": "gra\x00ce\x7f\x1b"})
+
+    assert response.status_code == 200
+    assert [c.email for c in response.context["page"].object_list] == ["grace@navy.example"]
+
+
 def test_create_goes_through_the_service_and_queues_a_push(tenant, alice):
     connection, _ = make_connection(tenant)
     response = alice.post(reverse("syncapp:contact-new"), {"email": " New@Example.com ", "first_name": "New"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from syncapp.engine import ContactRecord, RemoteState
+from syncapp.engine import ContactRecord, RemoteState, normalize_email
 from syncapp.exceptions import (
     PartialWriteError,
     ProviderAuthError,
@@ -228,8 +228,8 @@ def _per_item(inputs: list[dict], body: dict, *, key: str) -> list[WriteResult]:
 
 
 def _input_key(item: dict, key: str) -> str:
-    return str(item["id"]) if key == "id" else (item["properties"].get("email") or "").lower()
+    return str(item["id"]) if key == "id" else normalize_email(item["properties"].get("email"))
 
 
 def _result_key(item: dict, key: str) -> str:
-    return str(item["id"]) if key == "id" else ((item.get("properties") or {}).get("email") or "").lower()
+    return str(item["id"]) if key == "id" else normalize_email((item.get("properties") or {}).get("email"))

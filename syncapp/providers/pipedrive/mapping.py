@@ -37,7 +37,7 @@ def to_state(data: dict, *, pronouns_key: str) -> RemoteState:
         other_emails=tuple(
             entry["value"]
             for entry in data.get("emails") or []
-            if entry.get("value") and entry["value"] != record.email
+            if entry.get("value") and normalize_email(entry["value"]) != record.email
         ),
     )
 
