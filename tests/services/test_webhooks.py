@@ -332,12 +332,20 @@ def test_a_malformed_stored_event_fails_alone_and_the_others_are_applied(tenant,
     assert webhook_events_process(connection=connection) == 1
 
     assert Contact.objects.get(tenant=tenant).email == "ada@example.com"
+    reasons = {}
     for bad, reason in ((poison, "mergedObjectIds must be a list of ids, not 5."), (broken, "objectId must be")):
         bad.refresh_from_db()
+        reasons[bad.pk] = bad.last_error
         assert (bad.status, bad.attempts) == (WebhookEvent.Status.FAILED, settings.MAX_RETRY_ATTEMPTS)
         assert bad.last_error.startswith("Rejected as malformed: ") and reason in bad.last_error
     assert WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSED).count() == 1
     assert webhook_events_process(connection=connection) == 0  # the rejected ones are not retried on their own
+
+    # An operator's replay tries them once more; they fail again, alone, with the same reason.
+    assert webhook_events_retry() == 2
+    assert webhook_events_process(connection=connection) == 0
+    poison.refresh_from_db()
+    assert (poison.status, poison.last_error) == (WebhookEvent.Status.FAILED, reasons[poison.pk])
 
 
 def test_a_record_the_crm_refuses_to_read_fails_only_the_events_naming_it(tenant, hubspot, settings):
