@@ -40,6 +40,8 @@ PROCESS_TASK = "syncapp.tasks.webhook_events_process"
 # What a stored body becomes once a privacy deletion names its record.
 REDACTED_BODY = json.dumps({"redacted": "privacy deletion"})
 DEDUPE_KEY_LENGTH = WebhookEvent._meta.get_field("dedupe_key").max_length
+# The last_error of an event whose payload does not have the shape its provider documents.
+MALFORMED = "Rejected as malformed: {}"
 
 
 def _scoped_key(notice: WebhookNotice, scope: CrmConnection | None) -> str:
@@ -92,7 +94,7 @@ def webhook_event_record(
         status, error, attempts = WebhookEvent.Status.PENDING, "", 0
         if notice.rejected:
             # Retrying cannot mend the payload: the budget is spent, an operator may still replay it.
-            status, error = WebhookEvent.Status.FAILED, f"Rejected as malformed: {notice.rejected}"
+            status, error = WebhookEvent.Status.FAILED, MALFORMED.format(notice.rejected)
             attempts = settings.MAX_RETRY_ATTEMPTS
             logger.warning("%s webhook event stored as failed: %s", provider, notice.rejected)
         elif target is None:
@@ -154,7 +156,7 @@ def webhook_events_process(*, connection: CrmConnection) -> int:
     handler = get_webhook_handler(connection.provider)
     hints_of, malformed = _event_hints(handler, events)
     for event, reason in malformed.items():
-        _events_reject([event], f"Rejected as malformed: {reason}")
+        _events_reject([event], MALFORMED.format(reason))
     events = [event for event in events if event.pk in hints_of]
     if not events:
         return 0
@@ -203,7 +205,9 @@ def webhook_events_process(*, connection: CrmConnection) -> int:
     return len(events) - len(poisoned)
 
 
-def _event_hints(handler: WebhookHandler, events: list[WebhookEvent]) -> tuple[dict[int, WebhookHints], dict]:
+def _event_hints(
+    handler: WebhookHandler, events: list[WebhookEvent]
+) -> tuple[dict[int, WebhookHints], dict[WebhookEvent, str]]:
     """Return the hints of each event by its id, and the reason of each event that has none.
 
     Asked one event at a time, so a payload the handler cannot read (stored before its checks
