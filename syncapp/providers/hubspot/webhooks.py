@@ -92,13 +92,13 @@ def _matches(expected: list[str], signature: str) -> bool:
     return any(results)
 
 
-def _ids(payload: dict, *names: str) -> set[str]:
+def _present_ids(payload: dict, *names: str) -> set[str]:
     """Return the ids in the named fields that are present; raise WebhookPayloadError for a bad one."""
-    return {positive_id(payload[name], name) for name in names if payload.get(name) is not None}
+    return {positive_id(payload[name], name) for name in names if payload.get(name) not in (None, "")}
 
 
 def handle_contact_change(payload: dict, hints: WebhookHints) -> None:
-    hints.remote_ids |= _ids(payload, "objectId")
+    hints.remote_ids.add(positive_id(payload.get("objectId"), "objectId"))
 
 
 def handle_contact_merge(payload: dict, hints: WebhookHints) -> None:
@@ -109,13 +109,13 @@ def handle_contact_merge(payload: dict, hints: WebhookHints) -> None:
         raise WebhookPayloadError(f"mergedObjectIds must be a list of ids, not {shown(merged)}.")
     # Reading a merged-away id returns the survivor listing it as merged, which re-points the link.
     # objectId and newObjectId are read too: harmless re-reads if they repeat the winner.
-    hints.remote_ids |= _ids(payload, "primaryObjectId", "objectId", "newObjectId") | {
+    hints.remote_ids |= _present_ids(payload, "primaryObjectId", "objectId", "newObjectId") | {
         positive_id(value, "mergedObjectIds[]") for value in merged
     }
 
 
 def handle_contact_privacy_deletion(payload: dict, hints: WebhookHints) -> None:
-    hints.purge_remote_ids |= _ids(payload, "objectId")
+    hints.purge_remote_ids.add(positive_id(payload.get("objectId"), "objectId"))
 
 
 EVENT_TO_HANDLER: dict[str, Callable[[dict, WebhookHints], None]] = {

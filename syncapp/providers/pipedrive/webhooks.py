@@ -108,7 +108,7 @@ def payload_person_ids(payload: dict) -> set[str]:
     named = [(f"{section}.{key}", sections[section].get(key)) for section, key in ENTITY_ID_FIELDS]
     entity = next(((where, value) for where, value in named if value not in (None, "")), None)
     merges = [(f"{section}.{key}", sections[section].get(key)) for section in sections for key in MERGE_KEYS]
-    named = ([entity] if entity else []) + [(where, value) for where, value in merges if value is not None]
+    named = ([entity] if entity else []) + [(where, value) for where, value in merges if value not in (None, "")]
     return {positive_id(value, where) for where, value in named}
 
 

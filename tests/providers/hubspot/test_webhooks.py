@@ -283,6 +283,7 @@ MALFORMED_EVENTS = [
     pytest.param({"subscriptionType": None}, "subscriptionType must be a short dotted name, not null", id="no-type"),
     pytest.param({"subscriptionType": ["contact.creation"]}, "subscriptionType must be", id="list-type"),
     pytest.param({"subscriptionType": "contact.creation\u0000"}, "subscriptionType must be", id="nul-type"),
+    pytest.param({"objectId": None}, "objectId must be a positive integer, not null", id="no-object"),
     pytest.param({"objectId": "1\u0000"}, 'objectId must be a positive integer, not "1\\u0000"', id="nul-object"),
     pytest.param({"objectId": -101}, "objectId must be a positive integer, not -101", id="negative-object"),
     pytest.param({"objectId": 1.5}, "objectId must be a positive integer, not 1.5", id="float-object"),
