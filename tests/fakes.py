@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from syncapp.engine import FIELDS, ContactRecord, RemoteState
-from syncapp.exceptions import TransientProviderError
+from syncapp.exceptions import ProviderError, TransientProviderError
 from syncapp.providers.base import CrmAdapter, CustomFieldResult, RemotePage, WriteResult
 from syncapp.providers.base.paging import changed_since
 
@@ -53,6 +53,8 @@ class InMemoryCrm:
         self.invalid_values: set[str] = set()
         # Values the CRM refuses for now, per record (a 207 item saying "try again later").
         self.busy_values: set[str] = set()
+        # Ids whose read the CRM refuses with a 400 for the whole batch, like an id it cannot parse.
+        self.unreadable_ids: set[str] = set()
         # What a CRM user does while a full listing runs: {page number: action}, run right after
         # list_all read that page (1 is the first), before the sync sees it.
         self.after_listing_page: dict[int, Callable[[], None]] = {}
@@ -233,6 +235,8 @@ class InMemoryAdapter(CrmAdapter):
 
     def read_many(self, remote_ids):
         def effect():
+            if refused := self.crm.unreadable_ids.intersection(remote_ids):
+                raise ProviderError(f"400 Bad Request: invalid id {sorted(refused)[0]!r}", status=400)
             found = {}
             for rid in remote_ids:
                 rid = self.crm.merged_into.get(rid, rid)

@@ -35,8 +35,10 @@ from syncapp.exceptions import (
     ConnectionInactiveError,
     PartialWriteError,
     ProviderAuthError,
+    ProviderError,
     QuotaExhaustedError,
     SyncError,
+    TransientProviderError,
     ValidationError,
 )
 from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
@@ -176,6 +178,8 @@ class ConnectionSync:
         self.reconciled: set[int] = set()
         # A full sync's pairs waiting for a full batch of CRM writes, by remote id (see reconcile).
         self.held: dict[str, _Held] = {}
+        # Records named by a webhook that the CRM refused to read, with its reason (see hinted).
+        self.refused: dict[str, str] = {}
 
     # Entry points ---------------------------------------------------------------
 
@@ -238,10 +242,29 @@ class ConnectionSync:
         return [pk for _, pk in found]
 
     def hinted(self, remote_ids: list[str]) -> None:
-        """Re-read the records a webhook named; a notification is a hint, the CRM's state is the truth."""
+        """Re-read the records a webhook named; a notification is a hint, the CRM's state is the truth.
+
+        A batch the CRM refuses (a 4xx, such as an id it cannot parse) is split until the refused
+        ids stand alone: they land in ``self.refused`` with the CRM's reason, the others are read.
+        """
         for chunk in _chunks(sorted(set(remote_ids)), self.batch_size):
-            remotes = self.adapter.read_many(chunk)
-            self.reconcile(remotes=remotes, absent=frozenset(set(chunk) - answered_ids(remotes)))
+            self._read_hinted(chunk)
+
+    def _read_hinted(self, remote_ids: list[str]) -> None:
+        try:
+            remotes = self.adapter.read_many(remote_ids)
+        except ProviderError as exc:
+            if isinstance(exc, (TransientProviderError, ProviderAuthError, QuotaExhaustedError)):
+                raise  # the connection, not a record, is the problem: retry the whole run later
+            if len(remote_ids) == 1:
+                self.refused[remote_ids[0]] = str(exc)
+                self.counts.errors += 1
+                return
+            half = len(remote_ids) // 2
+            self._read_hinted(remote_ids[:half])
+            self._read_hinted(remote_ids[half:])
+            return
+        self.reconcile(remotes=remotes, absent=frozenset(set(remote_ids) - answered_ids(remotes)))
 
     def revisit_exclusions(self) -> None:
         """Read again the CRM records left out as duplicates whose email no live contact holds any more.
@@ -735,8 +758,10 @@ def connection_sync(
     what changed since the cursor; nothing for a push), then drains the outbox. Raises
     SyncAlreadyRunningError when another sync holds the connection, ConnectionInactiveError when it
     is paused or disconnected. The returned run carries ``plan``: the pair plans with writes
-    (filled in on a dry run). ``progress``, when given, is called with the number of app contact and
-    CRM record pairs each batch has just reconciled; how many there will be is not known beforehand.
+    (filled in on a dry run), and ``refused_remote_ids``: the ``remote_ids`` the CRM refused to
+    read (a 4xx), with its reason; the others were read. ``progress``, when given, is called with
+    the number of app contact and CRM record pairs each batch has just reconciled; how many there
+    will be is not known beforehand.
     """
     if connection.status not in CrmConnection.SYNCABLE_STATUSES:
         raise ConnectionInactiveError(f"Connection {connection.pk} is {connection.get_status_display().lower()}.")
@@ -810,6 +835,7 @@ def connection_sync(
     if not dry_run:
         outbox_follow_up(connection=connection, failed=run.status == SyncRun.Status.FAILED, retry_after=retry_after)
     run.plan = sync.counts.planned if sync else []
+    run.refused_remote_ids = sync.refused if sync else {}
     return run
 
 

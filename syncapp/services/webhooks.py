@@ -7,6 +7,7 @@ name instead of trusting their payloads, so duplicated, late and reordered event
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from syncapp.exceptions import ConnectionInactiveError, SyncAlreadyRunningError
+from syncapp.exceptions import ConnectionInactiveError, SyncAlreadyRunningError, WebhookPayloadError
 from syncapp.models import (
     Contact,
     ContactLink,
@@ -28,7 +29,7 @@ from syncapp.models import (
     WebhookRejection,
 )
 from syncapp.providers import get_webhook_handler
-from syncapp.providers.base.webhooks import WebhookHandler, WebhookNotice
+from syncapp.providers.base.webhooks import WebhookHandler, WebhookHints, WebhookNotice, shown
 from syncapp.services.connections import connection_lock
 from syncapp.services.outbox import push_retry_delay
 from syncapp.services.sync import connection_sync
@@ -38,6 +39,23 @@ logger = logging.getLogger(__name__)
 PROCESS_TASK = "syncapp.tasks.webhook_events_process"
 # What a stored body becomes once a privacy deletion names its record.
 REDACTED_BODY = json.dumps({"redacted": "privacy deletion"})
+DEDUPE_KEY_LENGTH = WebhookEvent._meta.get_field("dedupe_key").max_length
+# The last_error of an event whose payload does not have the shape its provider documents.
+MALFORMED = "Rejected as malformed: {}"
+
+
+def _scoped_key(notice: WebhookNotice, scope: CrmConnection | None) -> str:
+    """Return the key an event is stored under: the provider's key inside the connection receiving it.
+
+    Without the scope, one tenant posting an event id to its own URL would make another tenant's
+    event with that id a duplicate. Keys stored before scoping begin with the provider id, so they
+    never equal a scoped key.
+    """
+    prefix = f"connection-{scope.pk}" if scope is not None else f"account-{notice.account_id}"
+    key = f"{prefix}/{notice.dedupe_key}"
+    if len(key) > DEDUPE_KEY_LENGTH:
+        key = f"{prefix[:100]}/sha256-{hashlib.sha256(key.encode()).hexdigest()}"
+    return key
 
 
 @transaction.atomic
@@ -46,34 +64,40 @@ def webhook_event_record(
 ) -> list[WebhookEvent]:
     """Store each notice in the inbox; return the events of this delivery that were not stored before it.
 
-    A notice already stored (same dedupe key) is a duplicate delivery and creates nothing; a notice
-    repeated within the delivery is stored and returned once. In a race with a concurrent delivery of
-    the same event both calls may return it, which is harmless: processing re-reads the CRM. An event
-    that is not in the inbox after the insert raises IntegrityError, so the delivery is answered with
-    a 500 and the CRM retries it. Each event goes to the connection of its account; ``connection``
-    (from a per-connection URL) restricts that to one connection. An event from an unknown account,
-    for a disconnected connection or of a type the provider does not process is stored as ignored.
+    A notice already stored for the same connection (same dedupe key) is a duplicate delivery and
+    creates nothing; a notice repeated within the delivery is stored and returned once. In a race
+    with a concurrent delivery of the same event both calls may return it, which is harmless:
+    processing re-reads the CRM. An event that is not in the inbox after the insert raises
+    IntegrityError, so the delivery is answered with a 500 and the CRM retries it. Each event goes
+    to the connection of its account; ``connection`` (from a per-connection URL) restricts that to
+    one connection and scopes the dedupe keys of everything posted there. An event from an unknown
+    account, for a disconnected connection or of a type the provider does not process is stored as
+    ignored; a malformed one (``notice.rejected``) as failed, with no retries left.
     """
     handler = get_webhook_handler(provider)
     connections = CrmConnection.objects.filter(
-        provider=provider, account_id__in={notice.account_id for notice in notices}
+        provider=provider, account_id__in={notice.account_id for notice in notices if notice.account_id}
     )
     if connection is not None:
         connections = connections.filter(pk=connection.pk)
     by_account = {candidate.account_id: candidate for candidate in connections}
+    keyed = [(_scoped_key(notice, connection or by_account.get(notice.account_id)), notice) for notice in notices]
     # One query for the duplicates and one insert for the rest: a delivery holds up to 100 events.
     stored = set(
-        WebhookEvent.objects.filter(dedupe_key__in=[notice.dedupe_key for notice in notices]).values_list(
-            "dedupe_key", flat=True
-        )
+        WebhookEvent.objects.filter(dedupe_key__in=[key for key, _ in keyed]).values_list("dedupe_key", flat=True)
     )
     created: dict[str, WebhookEvent] = {}
-    for notice in notices:
-        if notice.dedupe_key in stored or notice.dedupe_key in created:
+    for key, notice in keyed:
+        if key in stored or key in created:
             continue
         target = by_account.get(notice.account_id)
-        status, error = WebhookEvent.Status.PENDING, ""
-        if target is None:
+        status, error, attempts = WebhookEvent.Status.PENDING, "", 0
+        if notice.rejected:
+            # Retrying cannot mend the payload: the budget is spent, an operator may still replay it.
+            status, error = WebhookEvent.Status.FAILED, MALFORMED.format(notice.rejected)
+            attempts = settings.MAX_RETRY_ATTEMPTS
+            logger.warning("%s webhook event stored as failed: %s", provider, notice.rejected)
+        elif target is None:
             status = WebhookEvent.Status.IGNORED
             error = f"No {provider} connection for account {notice.account_id}; not applied to any tenant."
             logger.warning("%s webhook event for unknown account %s stored as ignored", provider, notice.account_id)
@@ -81,12 +105,13 @@ def webhook_event_record(
             status, error = WebhookEvent.Status.IGNORED, "The connection is disconnected."
         elif not handler.handles(notice.event_type):
             status, error = WebhookEvent.Status.IGNORED, f"Event type '{notice.event_type}' is not processed."
-        created[notice.dedupe_key] = WebhookEvent(
-            dedupe_key=notice.dedupe_key,
+        created[key] = WebhookEvent(
+            dedupe_key=key,
             provider=provider,
             connection=target,
             body=json.dumps(notice.payload),
             status=status,
+            attempts=attempts,
             last_error=error,
         )
     # A concurrent delivery of the same event may have stored it meanwhile: the unique key keeps one.
@@ -118,7 +143,9 @@ def webhook_events_process(*, connection: CrmConnection) -> int:
     Takes the pending events and the failed ones with retries left, purges the records privacy
     deletions name, and re-reads the others in one sync run. Events are marked processed, or
     failed with the error (and a retry is scheduled while attempts remain). While another sync
-    holds the connection they stay pending and processing is scheduled again shortly.
+    holds the connection they stay pending and processing is scheduled again shortly. A poison
+    event fails alone, with no retries left: one whose payload names no valid id, and one naming a
+    record the CRM refuses to read (a 4xx); the others of the batch are applied.
     """
     retryable = Q(status=WebhookEvent.Status.PENDING) | Q(
         status=WebhookEvent.Status.FAILED, attempts__lt=settings.MAX_RETRY_ATTEMPTS
@@ -127,17 +154,24 @@ def webhook_events_process(*, connection: CrmConnection) -> int:
     if not events:
         return 0
     handler = get_webhook_handler(connection.provider)
-    error = ""
+    hints_of, malformed = _event_hints(handler, events)
+    for event, reason in malformed.items():
+        _events_reject([event], MALFORMED.format(reason))
+    events = [event for event in events if event.pk in hints_of]
+    if not events:
+        return 0
+    purge_ids = set().union(*(hints.purge_remote_ids for hints in hints_of.values()))
+    error, refused = "", {}
     try:
-        hints = handler.hints([json.loads(event.body) for event in events])
-        if hints.purge_remote_ids:
+        if purge_ids:
             with connection_lock(connection):
-                webhook_records_purge(connection=connection, remote_ids=hints.purge_remote_ids, handler=handler)
-        remote_ids = hints.remote_ids - hints.purge_remote_ids
+                webhook_records_purge(connection=connection, remote_ids=purge_ids, handler=handler)
+        remote_ids = set().union(*(hints.remote_ids for hints in hints_of.values())) - purge_ids
         if remote_ids:
             run = connection_sync(connection=connection, remote_ids=sorted(remote_ids))
             if run.status == SyncRun.Status.FAILED:
                 error = run.error or f"Sync run {run.pk} failed."
+            refused = run.refused_remote_ids
     except SyncAlreadyRunningError:
         logger.info("connection %s: a sync is running; processing its webhook events shortly", connection.pk)
         webhook_process_schedule(connection_id=connection.pk, delay=push_retry_delay(attempts=1))
@@ -157,13 +191,43 @@ def webhook_events_process(*, connection: CrmConnection) -> int:
         if attempts < settings.MAX_RETRY_ATTEMPTS:
             webhook_process_schedule(connection_id=connection.pk, delay=push_retry_delay(attempts=attempts))
         return 0
-    done.update(
+    poisoned = set()
+    for remote_id, reason in sorted(refused.items()):
+        naming = [event for event in events if remote_id in hints_of[event.pk].remote_ids]
+        _events_reject(naming, f"The CRM refused to read record {shown(remote_id)}: {reason}")
+        poisoned.update(event.pk for event in naming)
+    done.exclude(pk__in=poisoned).update(
         status=WebhookEvent.Status.PROCESSED,
         attempts=F("attempts") + 1,
         last_error="",
         processed_at=timezone.now(),
     )
-    return len(events)
+    return len(events) - len(poisoned)
+
+
+def _event_hints(
+    handler: WebhookHandler, events: list[WebhookEvent]
+) -> tuple[dict[int, WebhookHints], dict[WebhookEvent, str]]:
+    """Return the hints of each event by its id, and the reason of each event that has none.
+
+    Asked one event at a time, so a payload the handler cannot read (stored before its checks
+    existed, say) fails alone.
+    """
+    hints_of, malformed = {}, {}
+    for event in events:
+        try:
+            hints_of[event.pk] = handler.hints([json.loads(event.body)])
+        except Exception as exc:  # the payload came from outside: whatever breaks on it, it alone fails
+            logger.warning("webhook event %s cannot be processed: %s", event.pk, exc)
+            malformed[event] = str(exc) if isinstance(exc, WebhookPayloadError) else f"{type(exc).__name__}: {exc}"
+    return hints_of, malformed
+
+
+def _events_reject(events: list[WebhookEvent], reason: str) -> None:
+    """Mark events failed with ``reason`` and no retries left: trying again cannot mend them."""
+    WebhookEvent.objects.filter(pk__in=[event.pk for event in events]).update(
+        status=WebhookEvent.Status.FAILED, attempts=settings.MAX_RETRY_ATTEMPTS, last_error=reason
+    )
 
 
 @transaction.atomic
@@ -207,7 +271,10 @@ def webhook_records_purge(*, connection: CrmConnection, remote_ids: set[str], ha
 
 
 def _names_any(handler: WebhookHandler, body: str, remote_ids: set[str]) -> bool:
-    hints = handler.hints([json.loads(body)])
+    try:
+        hints = handler.hints([json.loads(body)])
+    except Exception:  # a malformed body that mentions the record may name it: privacy wins
+        return True
     return bool((hints.remote_ids | hints.purge_remote_ids) & remote_ids)
 
 

@@ -7,6 +7,7 @@ from django.db import IntegrityError
 from django_q.models import Schedule
 
 from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, WebhookEvent
+from syncapp.providers.base.webhooks import WebhookNotice
 from syncapp.providers.hubspot.webhooks import HubspotWebhookHandler
 from syncapp.services.connections import connection_lock
 from syncapp.services.contacts import contact_create, contact_update
@@ -130,6 +131,43 @@ def test_unsupported_event_types_and_disconnected_connections_are_ignored(hubspo
     connection.save(update_fields=["status"])
     (late,) = receive(event("contact.creation"))
     assert late.status == WebhookEvent.Status.IGNORED
+
+
+def test_dedupe_keys_are_scoped_to_the_connection_receiving_the_event(tenant, hubspot):
+    connection, _ = hubspot
+    other, _ = hubspot_connection(tenant_create(slug="globex"), "777")
+
+    def record(key, account_id, *, url_of=None):
+        notice = WebhookNotice(dedupe_key=key, account_id=account_id, event_type="contact.creation", payload={})
+        return webhook_event_record(provider="hubspot", notices=[notice], connection=url_of)
+
+    (mine,) = record("same-event", "62515")
+    (theirs,) = record("same-event", "777")
+    # Posted to Globex's URL claiming Acme's account first: stored and ignored in Globex's scope.
+    (claimed,) = record("next-event", "62515", url_of=other)
+    (genuine,) = record("next-event", "62515")
+
+    assert (mine.connection, mine.dedupe_key) == (connection, f"connection-{connection.pk}/same-event")
+    assert (theirs.connection, theirs.dedupe_key) == (other, f"connection-{other.pk}/same-event")
+    assert (claimed.connection, claimed.status, claimed.dedupe_key) == (
+        None,
+        WebhookEvent.Status.IGNORED,
+        f"connection-{other.pk}/next-event",
+    )
+    assert (genuine.connection, genuine.status) == (connection, WebhookEvent.Status.PENDING)
+    assert record("same-event", "62515") == record("next-event", "62515") == []  # redeliveries
+
+
+def test_an_event_of_an_unknown_account_is_scoped_to_that_account(hubspot):
+    (unknown,) = receive(event("contact.creation", portalId=999))
+    assert unknown.dedupe_key.startswith("account-999/hubspot:")
+
+
+def test_a_key_too_long_for_the_column_is_hashed_within_its_scope(hubspot):
+    connection, _ = hubspot
+    notice = WebhookNotice(dedupe_key="x" * 300, account_id="62515", event_type="contact.creation", payload={})
+    (stored,) = webhook_event_record(provider="hubspot", notices=[notice])
+    assert stored.dedupe_key.startswith(f"connection-{connection.pk}/sha256-") and len(stored.dedupe_key) <= 255
 
 
 # Processing -----------------------------------------------------------------------------------
@@ -274,3 +312,71 @@ def test_processing_touches_only_its_own_connection(tenant, hubspot):
     assert webhook_events_process(connection=connection) == 0
     assert webhook_events_process(connection=other) == 1
     assert list(Contact.objects.values_list("tenant__slug", flat=True)) == ["globex"]
+
+
+def stored_event(connection, key: str, payload: dict) -> WebhookEvent:
+    """Store an event as an older release did, without today's checks on its payload."""
+    return WebhookEvent.objects.create(
+        provider="hubspot", connection=connection, dedupe_key=key, body=json.dumps(payload)
+    )
+
+
+def test_a_malformed_stored_event_fails_alone_and_the_others_are_applied(tenant, hubspot, settings):
+    # The issue's example: a merge naming mergedObjectIds 5, processed with a valid event from another delivery.
+    connection, crm = hubspot
+    remote_id = crm.user_create(email="ada@example.com")
+    poison = stored_event(connection, "old-1", event("contact.merge", mergedObjectIds=5))
+    broken = stored_event(connection, "old-2", {"subscriptionType": "contact.creation", "objectId": {"id": 1}})
+    receive(event("contact.creation", objectId=int(remote_id)))
+
+    assert webhook_events_process(connection=connection) == 1
+
+    assert Contact.objects.get(tenant=tenant).email == "ada@example.com"
+    reasons = {}
+    for bad, reason in ((poison, "mergedObjectIds must be a list of ids, not 5."), (broken, "objectId must be")):
+        bad.refresh_from_db()
+        reasons[bad.pk] = bad.last_error
+        assert (bad.status, bad.attempts) == (WebhookEvent.Status.FAILED, settings.MAX_RETRY_ATTEMPTS)
+        assert bad.last_error.startswith("Rejected as malformed: ") and reason in bad.last_error
+    assert WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSED).count() == 1
+    assert webhook_events_process(connection=connection) == 0  # the rejected ones are not retried on their own
+
+    # An operator's replay tries them once more; they fail again, alone, with the same reason.
+    assert webhook_events_retry() == 2
+    assert webhook_events_process(connection=connection) == 0
+    poison.refresh_from_db()
+    assert (poison.status, poison.last_error) == (WebhookEvent.Status.FAILED, reasons[poison.pk])
+
+
+def test_a_record_the_crm_refuses_to_read_fails_only_the_events_naming_it(tenant, hubspot, settings):
+    connection, crm = hubspot
+    good = [crm.user_create(email=f"person{n}@example.com") for n in range(4)]
+    crm.unreadable_ids = {"99999"}
+    receive(*(event("contact.creation", objectId=int(remote_id)) for remote_id in good))
+    receive(event("contact.propertyChange", objectId=99999), event("contact.deletion", objectId=99999))
+
+    assert webhook_events_process(connection=connection) == 4
+
+    assert Contact.objects.filter(tenant=tenant).count() == 4
+    refused = WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED)
+    assert refused.count() == 2
+    for stored in refused:
+        assert stored.attempts == settings.MAX_RETRY_ATTEMPTS
+        assert stored.last_error == "The CRM refused to read record \"99999\": 400 Bad Request: invalid id '99999'"
+    # The refused batch is split until the bad id stands alone: a few reads, not one per record.
+    assert crm.calls.count("read_many") <= 8
+    run = connection.runs.get()
+    assert (run.status, run.errors) == ("succeeded", 1)
+
+
+def test_a_transient_error_while_splitting_fails_the_whole_batch_for_a_retry(tenant, hubspot):
+    connection, crm = hubspot
+    good = crm.user_create(email="ada@example.com")
+    crm.unreadable_ids = {"99999"}
+    receive(event("contact.creation", objectId=int(good)), event("contact.creation", objectId=99999, eventId=2))
+    crm.failures = [None, "before"]  # the batch is refused, then a half meets an outage
+
+    assert webhook_events_process(connection=connection) == 0
+
+    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {(WebhookEvent.Status.FAILED, 1)}
+    assert "503" in WebhookEvent.objects.first().last_error

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from django.conf import settings
 
 from syncapp.exceptions import WebhookPayloadError, WebhookSignatureError
-from syncapp.providers.base.webhooks import WebhookHandler, WebhookHints, WebhookNotice
+from syncapp.providers.base.webhooks import (
+    WebhookHandler,
+    WebhookHints,
+    WebhookNotice,
+    event_name,
+    positive_id,
+    shown,
+)
 
 SIGNATURE_V3_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
@@ -85,27 +92,30 @@ def _matches(expected: list[str], signature: str) -> bool:
     return any(results)
 
 
-def _object_ids(*values) -> set[str]:
-    return {str(value) for value in values if value not in (None, "")}
+def _present_ids(payload: dict, *names: str) -> set[str]:
+    """Return the ids in the named fields that are present; raise WebhookPayloadError for a bad one."""
+    return {positive_id(payload[name], name) for name in names if payload.get(name) not in (None, "")}
 
 
 def handle_contact_change(payload: dict, hints: WebhookHints) -> None:
-    hints.remote_ids |= _object_ids(payload.get("objectId"))
+    hints.remote_ids.add(positive_id(payload.get("objectId"), "objectId"))
 
 
 def handle_contact_merge(payload: dict, hints: WebhookHints) -> None:
+    merged = payload.get("mergedObjectIds")
+    if merged is None:
+        merged = []
+    if not isinstance(merged, list):
+        raise WebhookPayloadError(f"mergedObjectIds must be a list of ids, not {shown(merged)}.")
     # Reading a merged-away id returns the survivor listing it as merged, which re-points the link.
     # objectId and newObjectId are read too: harmless re-reads if they repeat the winner.
-    hints.remote_ids |= _object_ids(
-        payload.get("primaryObjectId"),
-        payload.get("objectId"),
-        payload.get("newObjectId"),
-        *(payload.get("mergedObjectIds") or []),
-    )
+    hints.remote_ids |= _present_ids(payload, "primaryObjectId", "objectId", "newObjectId") | {
+        positive_id(value, "mergedObjectIds[]") for value in merged
+    }
 
 
 def handle_contact_privacy_deletion(payload: dict, hints: WebhookHints) -> None:
-    hints.purge_remote_ids |= _object_ids(payload.get("objectId"))
+    hints.purge_remote_ids.add(positive_id(payload.get("objectId"), "objectId"))
 
 
 EVENT_TO_HANDLER: dict[str, Callable[[dict, WebhookHints], None]] = {
@@ -118,9 +128,9 @@ EVENT_TO_HANDLER: dict[str, Callable[[dict, WebhookHints], None]] = {
 }
 
 
-def payload_event_type(payload: dict) -> str:
-    # Real payloads say subscriptionType; the docs' field table says eventType.
-    return str(payload.get("subscriptionType") or payload.get("eventType") or "")
+def payload_event_type(payload: dict):
+    """Return the event's type as sent, checked by parse (real payloads say subscriptionType, the docs eventType)."""
+    return payload.get("subscriptionType") or payload.get("eventType")
 
 
 class HubspotWebhookHandler(WebhookHandler):
@@ -172,29 +182,29 @@ class HubspotWebhookHandler(WebhookHandler):
             raise WebhookPayloadError("The body is not valid JSON.") from None
         if not isinstance(events, list):
             raise WebhookPayloadError("The body must be a JSON array of events.")
-        notices = []
-        for index, event in enumerate(events):
+        return [self._notice(index, event) for index, event in enumerate(events)]
+
+    def _notice(self, index: int, event) -> WebhookNotice:
+        identity = event
+        if isinstance(event, dict):
+            identity = [{**event, "subscriptionType": payload_event_type(event)}.get(name) for name in DEDUPE_FIELDS]
+        key = f"hubspot:{hashlib.sha256(json.dumps(identity, default=str).encode()).hexdigest()}"
+        account_id = kind = ""
+        try:
             if not isinstance(event, dict):
-                raise WebhookPayloadError(f"Event {index} is not a JSON object.")
-            kind = payload_event_type(event)
-            if event.get("portalId") in (None, "") or not kind:
-                raise WebhookPayloadError(f"Event {index} lacks portalId or subscriptionType.")
-            identity = {**event, "subscriptionType": kind}
-            key = json.dumps([identity.get(name) for name in DEDUPE_FIELDS], default=str)
-            notices.append(
-                WebhookNotice(
-                    dedupe_key=f"hubspot:{hashlib.sha256(key.encode()).hexdigest()}",
-                    account_id=str(event["portalId"]),
-                    event_type=kind,
-                    payload=event,
-                )
-            )
-        return notices
+                raise WebhookPayloadError("it is not a JSON object.")
+            account_id = positive_id(event.get("portalId"), "portalId")
+            kind = event_name(payload_event_type(event), "subscriptionType")
+            self.hints([event])
+        except WebhookPayloadError as exc:
+            return WebhookNotice(key, account_id, kind, event, rejected=f"Event {index}: {exc}")
+        return WebhookNotice(dedupe_key=key, account_id=account_id, event_type=kind, payload=event)
 
     def hints(self, payloads: list[dict]) -> WebhookHints:
         hints = WebhookHints()
         for payload in payloads:
-            handler = EVENT_TO_HANDLER.get(payload_event_type(payload))
+            kind = payload_event_type(payload) if isinstance(payload, dict) else None
+            handler = EVENT_TO_HANDLER.get(kind) if isinstance(kind, str) else None
             if handler:
                 handler(payload, hints)
         return hints

@@ -19,7 +19,15 @@ from django.conf import settings
 
 from syncapp.crypto import CredentialsDecryptionError
 from syncapp.exceptions import WebhookPayloadError, WebhookSignatureError
-from syncapp.providers.base.webhooks import PASSWORD_KEY, USER_KEY, WebhookHandler, WebhookHints, WebhookNotice
+from syncapp.providers.base.webhooks import (
+    PASSWORD_KEY,
+    USER_KEY,
+    WebhookHandler,
+    WebhookHints,
+    WebhookNotice,
+    event_name,
+    positive_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +37,8 @@ SHARED_WEBHOOK_USER = "contactsync"
 PERSON_ACTIONS = ("create", "change", "delete")
 HANDLED_EVENT_TYPES = frozenset(f"person.{action}" for action in PERSON_ACTIONS)
 REQUIRED_META = ("id", "action", "entity", "company_id")
+# Where a person event may name its person, first found first: meta.entity_id, else the record's id.
+ENTITY_ID_FIELDS = (("meta", "entity_id"), ("data", "id"), ("previous", "id"))
 # Merges: the merged-away person's delete names the survivor, the survivor's change names the merged-away one.
 MERGE_KEYS = ("merged_to_id", "merged_from_id")
 MAX_DEDUPE_ID = 200
@@ -79,10 +89,6 @@ def _matches(candidates: list[tuple[str, str]], user: str, password: str) -> boo
     return any(results)
 
 
-def _ids(*values) -> set[str]:
-    return {str(value) for value in values if value not in (None, "") and not isinstance(value, (dict, list, bool))}
-
-
 def _section(payload: dict, name: str) -> dict:
     value = payload.get(name)
     return value if isinstance(value, dict) else {}
@@ -94,11 +100,16 @@ def payload_event_type(payload: dict) -> str:
 
 
 def payload_person_ids(payload: dict) -> set[str]:
-    """Return the person ids a stored person event names: the entity, and both sides of a merge."""
-    meta, data, previous = _section(payload, "meta"), _section(payload, "data"), _section(payload, "previous")
-    entity_id = meta.get("entity_id") or data.get("id") or previous.get("id")
-    merged = [section.get(key) for section in (meta, data, previous) for key in MERGE_KEYS]
-    return _ids(entity_id, *merged)
+    """Return the person ids a stored person event names: the entity, and both sides of a merge.
+
+    Raises WebhookPayloadError when one of them is not an id.
+    """
+    sections = {name: _section(payload, name) for name in ("meta", "data", "previous")}
+    named = [(f"{section}.{key}", sections[section].get(key)) for section, key in ENTITY_ID_FIELDS]
+    entity = next(((where, value) for where, value in named if value not in (None, "")), None)
+    merges = [(f"{section}.{key}", sections[section].get(key)) for section in sections for key in MERGE_KEYS]
+    named = ([entity] if entity else []) + [(where, value) for where, value in merges if value not in (None, "")]
+    return {positive_id(value, where) for where, value in named}
 
 
 class PipedriveWebhookHandler(WebhookHandler):
@@ -129,24 +140,26 @@ class PipedriveWebhookHandler(WebhookHandler):
             raise WebhookPayloadError("The body lacks the meta object of a v2 webhook.")
         if "v" in payload or "object" in meta:
             raise WebhookPayloadError("This is a webhooks v1 payload; register the webhook with version 2.0.")
-        missing = [name for name in REQUIRED_META if meta.get(name) in (None, "")]
-        if missing:
-            raise WebhookPayloadError(f"The meta object lacks {', '.join(missing)}.")
-        event_type = payload_event_type(payload)
-        if event_type in HANDLED_EVENT_TYPES and not payload_person_ids(payload):
-            raise WebhookPayloadError("The person event names no person (meta.entity_id).")
-        event_id = str(meta["id"])
-        if len(event_id) > MAX_DEDUPE_ID:
+        event_id = meta.get("id")
+        if event_id in (None, "") or not isinstance(event_id, (str, int)) or isinstance(event_id, bool):
+            raise WebhookPayloadError("The meta object lacks id, the event id every retry repeats.")
+        # Retries resend the same meta.id (with another meta.attempt), so they share this key; an id
+        # that is long or holds control characters is hashed to fit the column and the database.
+        event_id = str(event_id)
+        if len(event_id) > MAX_DEDUPE_ID or not event_id.isprintable():
             event_id = hashlib.sha256(event_id.encode()).hexdigest()
-        # Retries resend the same meta.id (with another meta.attempt), so they share this key.
-        return [
-            WebhookNotice(
-                dedupe_key=f"pipedrive:{event_id}",
-                account_id=str(meta["company_id"]),
-                event_type=event_type,
-                payload=payload,
-            )
-        ]
+        account_id = event_type = rejected = ""
+        try:
+            missing = [name for name in REQUIRED_META if meta.get(name) in (None, "")]
+            if missing:
+                raise WebhookPayloadError(f"The meta object lacks {', '.join(missing)}.")
+            account_id = positive_id(meta["company_id"], "meta.company_id")
+            event_type = f"{event_name(meta['entity'], 'meta.entity')}.{event_name(meta['action'], 'meta.action')}"
+            if event_type in HANDLED_EVENT_TYPES and not payload_person_ids(payload):
+                raise WebhookPayloadError("The person event names no person (meta.entity_id).")
+        except WebhookPayloadError as exc:
+            rejected = str(exc)
+        return [WebhookNotice(f"pipedrive:{event_id}", account_id, event_type, payload, rejected=rejected)]
 
     def hints(self, payloads: list[dict]) -> WebhookHints:
         # A re-read reconciles every action: a deleted person reads as gone, a merged-away one as merged.

@@ -196,9 +196,6 @@ def test_missing_signature_or_timestamp_is_refused(rf, doc_setup):
         (b"{not json", "not valid JSON"),
         (b"\xff\xfe\x00", "not valid JSON"),
         (b'{"portalId": 1}', "JSON array"),
-        (b"[1]", "not a JSON object"),
-        (b'[{"subscriptionType": "contact.creation"}]', "lacks portalId"),
-        (b'[{"portalId": 62515}]', "lacks portalId or subscriptionType"),
         (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
     ],
 )
@@ -272,6 +269,85 @@ def test_each_event_type_hints_its_records(name, remote_ids, purge):
 def test_merge_hints_every_merged_away_record():
     hints = HubspotWebhookHandler().hints(load_events("contact.merge", mergedObjectIds=[101, 103, 104]))
     assert hints.remote_ids == {"101", "102", "103", "104"}
+
+
+# What HubSpot documents is a positive integer id; anything else rejects its event, and only it.
+MALFORMED_EVENTS = [
+    pytest.param(5, "Event 0: it is not a JSON object.", id="not-an-object"),
+    pytest.param({"portalId": None}, "portalId must be a positive integer, not null", id="no-portal"),
+    pytest.param(
+        {"portalId": "62515\u0000"}, 'portalId must be a positive integer, not "62515\\u0000"', id="nul-portal"
+    ),
+    pytest.param({"portalId": True}, "portalId must be a positive integer, not true", id="bool-portal"),
+    pytest.param({"portalId": 0}, "portalId must be a positive integer, not 0", id="zero-portal"),
+    pytest.param({"subscriptionType": None}, "subscriptionType must be a short dotted name, not null", id="no-type"),
+    pytest.param({"subscriptionType": ["contact.creation"]}, "subscriptionType must be", id="list-type"),
+    pytest.param({"subscriptionType": "contact.creation\u0000"}, "subscriptionType must be", id="nul-type"),
+    pytest.param({"objectId": None}, "objectId must be a positive integer, not null", id="no-object"),
+    pytest.param({"objectId": "1\u0000"}, 'objectId must be a positive integer, not "1\\u0000"', id="nul-object"),
+    pytest.param({"objectId": -101}, "objectId must be a positive integer, not -101", id="negative-object"),
+    pytest.param({"objectId": 1.5}, "objectId must be a positive integer, not 1.5", id="float-object"),
+    pytest.param({"objectId": "0101"}, "objectId must be a positive integer", id="leading-zero"),
+    pytest.param({"objectId": 2**63}, "objectId must be a positive integer", id="beyond-int64"),
+    pytest.param({"objectId": "\u0661"}, "objectId must be a positive integer", id="arabic-digit"),
+    pytest.param(
+        {"subscriptionType": "contact.merge", "mergedObjectIds": 5},
+        "mergedObjectIds must be a list of ids, not 5",
+        id="merged-int",
+    ),
+    pytest.param(
+        {"subscriptionType": "contact.merge", "mergedObjectIds": [101, "x"]},
+        'mergedObjectIds[] must be a positive integer, not "x"',
+        id="merged-text",
+    ),
+    pytest.param(
+        {"subscriptionType": "contact.merge", "primaryObjectId": {"id": 1}},
+        "primaryObjectId must be a positive integer",
+        id="primary-object",
+    ),
+    pytest.param(
+        {"subscriptionType": "contact.privacyDeletion", "objectId": "all"},
+        'objectId must be a positive integer, not "all"',
+        id="privacy-text",
+    ),
+]
+
+
+def malformed(changes) -> dict | int:
+    """Return a creation event with ``changes``, None removing a field; a value that is no object stands alone."""
+    if not isinstance(changes, dict):
+        return changes
+    (event,) = load_events("contact.creation", eventId=666)
+    event.update(changes)
+    return {name: value for name, value in event.items() if value is not None}
+
+
+@pytest.mark.parametrize(("changes", "reason"), MALFORMED_EVENTS)
+def test_a_malformed_event_is_rejected_and_its_neighbours_are_kept(changes, reason):
+    good = load_events("contact.creation")[0]
+    bad = json.loads(json.dumps(malformed(changes)))
+    rejected, kept = HubspotWebhookHandler().parse(json.dumps([bad, good]).encode())
+
+    assert reason in rejected.rejected
+    assert rejected.payload == bad
+    assert (kept.rejected, kept.account_id, kept.event_type, kept.payload) == ("", PORTAL_ID, "contact.creation", good)
+
+
+def test_ids_of_events_that_are_not_processed_are_not_checked():
+    (association,) = load_events("contact.associationChange", objectId="n/a")
+    (notice,) = HubspotWebhookHandler().parse(json.dumps([association]).encode())
+    assert notice.rejected == ""
+
+
+@pytest.mark.parametrize("object_id", [101, "101"])
+def test_ids_as_numbers_or_text_name_the_same_record(object_id):
+    hints = HubspotWebhookHandler().hints(load_events("contact.creation", objectId=object_id))
+    assert hints.remote_ids == {"101"}
+
+
+def test_hints_refuse_a_payload_stored_before_the_checks():
+    with pytest.raises(WebhookPayloadError, match="mergedObjectIds"):
+        HubspotWebhookHandler().hints(load_events("contact.merge", mergedObjectIds=5))
 
 
 def test_the_registry_finds_the_hubspot_handler():
@@ -457,6 +533,32 @@ def test_oversized_body_is_refused_before_it_is_verified(hubspot, settings, view
 def test_malformed_delivery_is_refused(hubspot, body):
     assert post(Client(), body).status_code == 400
     assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_delivery_with_one_malformed_event_applies_the_other(
+    hubspot, broker, settings, django_capture_on_commit_callbacks
+):
+    connection, crm = hubspot
+    remote_id = crm.user_create(email="ada@example.com", first_name="Ada")
+    bad = load_events("contact.merge", mergedObjectIds=5)[0]
+    good = load_events("contact.creation", objectId=int(remote_id))[0]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(Client(), [bad, good])
+    assert response.status_code == 200
+    assert response.json() == {"received": 2, "duplicates": 0}
+    for task in queued_tasks(broker):
+        assert tasks.webhook_events_process(*task["args"]) == 1
+
+    rejected, applied = WebhookEvent.objects.order_by("pk")
+    assert (rejected.connection, rejected.status) == (connection, WebhookEvent.Status.FAILED)
+    assert rejected.last_error == "Rejected as malformed: Event 0: mergedObjectIds must be a list of ids, not 5."
+    assert rejected.attempts == settings.MAX_RETRY_ATTEMPTS  # never retried on its own
+    assert json.loads(rejected.body) == bad  # kept for the operator
+    assert applied.status == WebhookEvent.Status.PROCESSED
+    assert Contact.objects.get(tenant=connection.tenant).email == "ada@example.com"
+    assert crm.calls.count("read_many") == 1
 
 
 @pytest.mark.django_db

@@ -112,8 +112,8 @@ def test_connection_without_stored_credentials_refuses_everything(rf, tenant):
         (b'{"meta": []}', "meta object"),
         (b'{"v": 1, "meta": {"v": 1, "action": "updated", "object": "person", "id": 8}}', "v1 payload"),
         (b'{"meta": {"action": "change", "entity": "person", "company_id": "1"}}', "lacks id"),
-        (b'{"meta": {"id": "x", "action": "change", "entity": "person"}}', "lacks company_id"),
-        (b'{"meta": {"id": "x", "action": "change", "entity": "person", "company_id": "1"}}', "names no person"),
+        (b'{"meta": {"id": {"x": 1}, "action": "change", "entity": "person", "company_id": "1"}}', "lacks id"),
+        (b'{"meta": {"id": true, "action": "change", "entity": "person", "company_id": "1"}}', "lacks id"),
         (b"{" * 100_000 + b"}" * 100_000, "not valid JSON"),
     ],
 )
@@ -139,6 +139,47 @@ def test_retries_share_the_dedupe_key_and_other_events_do_not():
     assert key(attempt=2) == key(attempt=4) == key()
     assert key(id="another-event") != key()
     assert len(key(id="x" * 1000)) <= 255
+
+
+@pytest.mark.parametrize(
+    ("meta", "data", "reason"),
+    [
+        ({"company_id": None}, None, "The meta object lacks company_id."),
+        ({"company_id": "8087566\u0000"}, None, 'meta.company_id must be a positive integer, not "8087566\\u0000"'),
+        ({"company_id": -1}, None, "meta.company_id must be a positive integer, not -1"),
+        ({"entity": "per son"}, None, 'meta.entity must be a short dotted name, not "per son"'),
+        ({"action": ["change"]}, None, "meta.action must be a short dotted name"),
+        ({"entity_id": "1\u0000"}, None, 'meta.entity_id must be a positive integer, not "1\\u0000"'),
+        ({"entity_id": "101 OR 1=1"}, None, "meta.entity_id must be a positive integer"),
+        ({"entity_id": True}, None, "meta.entity_id must be a positive integer, not true"),
+        ({"entity_id": None}, {"id": [101]}, "data.id must be a positive integer, not [101]"),
+        ({"entity_id": None}, {"id": None}, "The person event names no person"),
+        ({}, {"merged_from_id": "x"}, 'data.merged_from_id must be a positive integer, not "x"'),
+        ({"merged_to_id": 0}, None, "meta.merged_to_id must be a positive integer, not 0"),
+    ],
+)
+def test_a_malformed_event_is_a_rejected_notice(meta, data, reason):
+    payload = load_event("person.change", data=data, **meta)
+    payload["meta"] = {name: value for name, value in payload["meta"].items() if value is not None}
+    payload["data"] = {name: value for name, value in payload["data"].items() if value is not None}
+    payload["previous"] = None
+
+    (notice,) = PipedriveWebhookHandler().parse(json.dumps(payload).encode())
+
+    assert reason in notice.rejected
+    assert notice.payload == json.loads(json.dumps(payload))
+    assert notice.dedupe_key == "pipedrive:7c812ffd-8f50-45ea-a597-b8fcba2da9c0"
+
+
+def test_a_rejected_event_keeps_its_valid_company_for_routing():
+    (notice,) = PipedriveWebhookHandler().parse(json.dumps(load_event("person.change", entity_id="x")).encode())
+    assert (notice.account_id, notice.rejected) == (COMPANY_ID, 'meta.entity_id must be a positive integer, not "x".')
+
+
+def test_an_event_id_with_control_characters_is_hashed_into_the_key():
+    (notice,) = PipedriveWebhookHandler().parse(json.dumps(load_event("person.change", id="collide\u0000")).encode())
+    assert notice.dedupe_key.startswith("pipedrive:") and "\x00" not in notice.dedupe_key
+    assert len(notice.dedupe_key) == len("pipedrive:") + 64
 
 
 def test_numeric_company_id_is_routed_as_a_string():
@@ -184,7 +225,7 @@ def test_good_credentials_are_stored_answered_and_queued(pipedrive, broker, djan
     assert response.json() == {"received": 1, "duplicates": 0}
     event = WebhookEvent.objects.get()
     assert (event.provider, event.connection, event.status) == ("pipedrive", connection, WebhookEvent.Status.PENDING)
-    assert event.dedupe_key == "pipedrive:0b6f7c39-2d0a-4a55-9a6e-0f3f5c1e4a11"
+    assert event.dedupe_key == f"connection-{connection.pk}/pipedrive:0b6f7c39-2d0a-4a55-9a6e-0f3f5c1e4a11"
     (task,) = queued_tasks(broker)
     assert (task["func"], task["args"]) == ("syncapp.tasks.webhook_events_process", (connection.pk,))
 
@@ -310,6 +351,63 @@ def test_only_post_is_allowed(pipedrive):
     assert Client().get(url(pipedrive[0])).status_code == 405
 
 
+@pytest.mark.django_db
+def test_a_malformed_event_is_stored_failed_with_its_reason_and_answered_200(
+    pipedrive, broker, settings, django_capture_on_commit_callbacks
+):
+    # Refusing it would count towards Pipedrive's ban, during which good events are lost.
+    connection, _ = pipedrive
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(connection, load_event("person.change", entity_id="1\u0000"))
+
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert (event.connection, event.status, event.attempts) == (
+        connection,
+        WebhookEvent.Status.FAILED,
+        settings.MAX_RETRY_ATTEMPTS,
+    )
+    assert event.last_error == 'Rejected as malformed: meta.entity_id must be a positive integer, not "1\\u0000".'
+    assert queued_tasks(broker) == []
+
+
+@pytest.mark.django_db
+def test_two_tenants_sending_the_same_event_id_are_both_stored_and_applied(
+    tenant, pipedrive, broker, django_capture_on_commit_callbacks
+):
+    connection, crm = pipedrive
+    other, other_crm = pipedrive_connection(tenant_create(slug="globex", name="Globex"), "777")
+    mine = crm.user_create(email="ada@example.com")
+    theirs = other_crm.user_create(email="grace@example.com")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        # Globex posts to its own URL first, with event ids it chose; the second claims Acme's company.
+        assert post(other, load_event("person.change", id="collide-1", company_id="777", entity_id=theirs)).json() == {
+            "received": 1,
+            "duplicates": 0,
+        }
+        assert post(other, load_event("person.change", id="collide-2", entity_id=mine)).status_code == 200
+        # Acme's genuine events with those ids.
+        for event_id in ("collide-1", "collide-2"):
+            answer = post(connection, load_event("person.change", id=event_id, entity_id=mine))
+            assert answer.json() == {"received": 1, "duplicates": 0}
+        # A redelivery to the same connection is still a duplicate.
+        assert post(connection, load_event("person.change", id="collide-1", entity_id=mine, attempt=2)).json() == {
+            "received": 1,
+            "duplicates": 1,
+        }
+    process_queued(broker)
+
+    assert WebhookEvent.objects.count() == 4
+    assert set(Contact.objects.values_list("tenant__slug", "email")) == {
+        ("acme", "ada@example.com"),
+        ("globex", "grace@example.com"),
+    }
+    ignored = WebhookEvent.objects.get(status=WebhookEvent.Status.IGNORED)  # Acme's company on Globex's URL
+    assert ignored.connection is None and ignored.dedupe_key.startswith(f"connection-{other.pk}/")
+    assert WebhookEvent.objects.filter(connection=connection, status=WebhookEvent.Status.PROCESSED).count() == 2
+
+
 # Processing --------------------------------------------------------------------------------------
 
 
@@ -432,3 +530,38 @@ def test_setup_webhooks_command_errors(tenant, pipedrive):
         call_command("setup_webhooks", connection=memory.pk, base_url="https://sync.example.com")
     memory.refresh_from_db()
     assert "webhook_password" not in memory.credentials
+
+
+@pytest.mark.django_db
+def test_a_poison_event_from_another_delivery_fails_alone(pipedrive, broker, django_capture_on_commit_callbacks):
+    # The example: an event named entity_id "1\u0000" made three valid ones fail with the CRM's 400.
+    connection, crm = pipedrive
+    emails = ["ada@example.com", "grace@example.com", "alan@example.com"]
+    remote_ids = [crm.user_create(email=email) for email in emails]
+    with django_capture_on_commit_callbacks(execute=True):
+        post(connection, load_event("person.change", id="poison", entity_id="1\u0000"))
+        for remote_id in remote_ids:
+            post(connection, load_event("person.change", id=f"good-{remote_id}", entity_id=remote_id))
+    process_queued(broker)
+
+    assert sorted(Contact.objects.values_list("email", flat=True)) == sorted(emails)
+    statuses = dict(WebhookEvent.objects.values_list("dedupe_key", "status"))
+    assert statuses.pop(f"connection-{connection.pk}/pipedrive:poison") == WebhookEvent.Status.FAILED
+    assert set(statuses.values()) == {WebhookEvent.Status.PROCESSED}
+
+
+@pytest.mark.django_db
+def test_a_person_the_crm_refuses_to_read_fails_only_its_event(pipedrive, broker, django_capture_on_commit_callbacks):
+    connection, crm = pipedrive
+    remote_ids = [crm.user_create(email=f"person{n}@example.com") for n in range(3)]
+    crm.unreadable_ids = {"999999"}
+    with django_capture_on_commit_callbacks(execute=True):
+        for remote_id in [*remote_ids, "999999"]:
+            post(connection, load_event("person.change", id=f"event-{remote_id}", entity_id=remote_id))
+    process_queued(broker)
+
+    assert Contact.objects.count() == 3
+    refused = WebhookEvent.objects.get(status=WebhookEvent.Status.FAILED)
+    assert refused.dedupe_key.endswith("pipedrive:event-999999")
+    assert refused.last_error == "The CRM refused to read record \"999999\": 400 Bad Request: invalid id '999999'"
+    assert WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSED).count() == 3
