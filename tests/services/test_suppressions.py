@@ -1,6 +1,7 @@
 """The suppression list: a privacy deletion keeps the person out of the tenant's app, from every CRM."""
 
 import hashlib
+import io
 import json
 
 import pytest
@@ -11,6 +12,7 @@ from syncapp import tasks
 from syncapp.exceptions import ValidationError
 from syncapp.models import Contact, ContactLink, ExcludedRecord, Suppression
 from syncapp.services.contacts import contact_create, contact_update
+from syncapp.services.contacts_csv import contacts_import_csv
 from syncapp.services.suppressions import (
     SUPPRESSED_MESSAGE,
     email_hash,
@@ -215,3 +217,28 @@ def test_hashes_are_keyed_and_survive_a_key_rotation(tenant, settings):
         contact_create(tenant=tenant, values={"email": EMAIL})
     settings.SYNC_ENCRYPTION_KEY = "new-key"  # the old key dropped: its suppressions no longer match
     contact_create(tenant=tenant, values={"email": EMAIL})
+
+
+def test_a_csv_import_rejects_the_suppressed_row_and_keeps_the_others(tenant):
+    person_forget(tenant=tenant, emails=[EMAIL], source=Suppression.Source.OPERATOR, by="ops")
+    csv_text = "email,first_name,last_name,phone,job_title,pronouns\nada@example.com,Ada,,,,\ngrace@example.com,,,,,\n"
+
+    report = contacts_import_csv(tenant=tenant, stream=io.StringIO(csv_text))
+
+    assert report.created == 1
+    assert report.errors == [(2, SUPPRESSED_MESSAGE)]
+    assert list(Contact.objects.values_list("email", flat=True)) == ["grace@example.com"]
+
+
+def test_the_status_page_lists_a_suppressed_record_with_its_reason_and_no_email(tenant, pipedrive, client):
+    connection, crm = pipedrive
+    person_forget(tenant=tenant, emails=[EMAIL], source=Suppression.Source.OPERATOR, by="ops")
+    record_id = crm.user_create(email=EMAIL, first_name="Ada")
+    connection_sync(connection=connection, full=True)
+    client.login(username="alice", password="pw-alice-123")
+
+    page = client.get("/").content.decode()
+
+    assert "Suppressed by a privacy request (Operator" in page
+    assert f"<td>{record_id}</td>" in page
+    assert EMAIL not in page
