@@ -24,6 +24,7 @@ from syncapp.models import (
     ExcludedRecord,
     Membership,
     OutboxEntry,
+    Suppression,
     SyncConflict,
     SyncRun,
     Tenant,
@@ -35,6 +36,7 @@ from syncapp.services.connections import api_base_validate, connection_delete, c
 from syncapp.services.contacts import contact_create, contact_delete, contact_update, contact_validate
 from syncapp.services.outbox import outbox_enqueue_links
 from syncapp.services.schedules import connection_schedule_update
+from syncapp.services.suppressions import suppressions_lift
 from syncapp.services.sync import connection_sync_queue
 from syncapp.services.webhooks import webhook_events_retry
 
@@ -503,3 +505,28 @@ class OutboxEntryAdmin(SyncStateAdmin):
     @admin.display(description="Connection", ordering="connection")
     def connection_link(self, obj):
         return _change_link(obj.connection)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(SyncStateAdmin):
+    """The suppression list. Only hashes are stored, so no email is shown; `manage.py suppression` finds one by
+    its email and adds one."""
+
+    list_display = ["pk", "tenant", "source", "provider", "remote_id", "created_at", "created_by", "lifted_at"]
+    list_filter = ["tenant", "source", ("lifted_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["tenant"]
+    search_fields = ["remote_id", "reason"]
+    date_hierarchy = "created_at"
+    fields = [
+        "tenant", "source", "provider", "remote_id", "reason", "email_hash", "created_at", "created_by",
+        "lifted_at", "lifted_by",
+    ]  # fmt: skip
+    actions = ["lift"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # lifting keeps who let the person back, and when
+
+    @admin.action(description="Lift selected suppressions (the next sync brings the people back)")
+    def lift(self, request, queryset):
+        count = suppressions_lift(suppressions=queryset, by=request.user.get_username())
+        self.message_user(request, f"Lifted {_count(count, 'suppression')}.", messages.SUCCESS)

@@ -20,7 +20,8 @@ def _fernet_key(secret: str) -> bytes:
     return base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest())
 
 
-def _cipher() -> MultiFernet:
+def encryption_secrets() -> list[str]:
+    """Return the SYNC_ENCRYPTION_KEY secrets, current first (the suppression hashes are keyed by them too)."""
     # A comma-separated list rotates keys: the first encrypts, all of them decrypt.
     secrets = [part.strip() for part in settings.SYNC_ENCRYPTION_KEY.split(",") if part.strip()]
     if not secrets:
@@ -28,7 +29,11 @@ def _cipher() -> MultiFernet:
             raise ImproperlyConfigured("SYNC_ENCRYPTION_KEY is required to store CRM credentials.")
         # Development only: tie the key to SECRET_KEY so a fresh checkout works.
         secrets = ["dev:" + settings.SECRET_KEY]
-    return MultiFernet([Fernet(_fernet_key(secret)) for secret in secrets])
+    return secrets
+
+
+def _cipher() -> MultiFernet:
+    return MultiFernet([Fernet(_fernet_key(secret)) for secret in encryption_secrets()])
 
 
 def encrypt_json(data: dict) -> str:

@@ -261,7 +261,7 @@ class SyncRun(models.Model):
 
 
 class ExcludedRecord(models.Model):
-    """A record the last sync left out (no email, duplicate email), listed for operators."""
+    """A record the last sync left out (no email, duplicate email, suppressed), listed for operators."""
 
     class Side(models.TextChoices):
         APP = "app", "App"
@@ -276,6 +276,7 @@ class ExcludedRecord(models.Model):
         EMAIL_LINKED = "email_linked_elsewhere", "Email linked to another record"
         SECONDARY_EMAIL = "secondary_email", "Email is another record's secondary address"
         REFUSED = "refused", "Refused by the app"
+        SUPPRESSED = "suppressed", "Suppressed by a privacy request"
 
     record_id = models.CharField(max_length=100)
     email = models.CharField(max_length=254, blank=True)
@@ -290,6 +291,40 @@ class ExcludedRecord(models.Model):
 
     def __str__(self):
         return f"{self.side} {self.record_id}: {self.reason}"
+
+
+class Suppression(models.Model):
+    """A person who must not come back into a tenant's app: a keyed hash of their email, never the email.
+
+    Written by a CRM privacy deletion or an operator; a lift keeps the row (who, when) for the record.
+    See syncapp/services/suppressions.py for the hash and its key.
+    """
+
+    class Source(models.TextChoices):
+        PRIVACY_DELETION = "privacy_deletion", "CRM privacy deletion"
+        OPERATOR = "operator", "Operator"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="suppressions")
+    email_hash = models.CharField(max_length=64, help_text="HMAC-SHA256 of the normalised email, hex.")
+    source = models.CharField(max_length=20, choices=Source.choices)
+    provider = models.CharField(max_length=50, blank=True, help_text="The CRM whose privacy deletion wrote it.")
+    remote_id = models.CharField(max_length=100, blank=True, help_text="That CRM's id of the deleted record.")
+    reason = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "email_hash"], condition=Q(lifted_at__isnull=True), name="suppression_active_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "email_hash"])]
+
+    def __str__(self):
+        return f"suppression {self.pk} in {self.tenant_id}"
 
 
 class WebhookEvent(models.Model):

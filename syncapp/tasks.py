@@ -6,6 +6,7 @@ from syncapp.exceptions import ConnectionInactiveError, SyncAlreadyRunningError
 from syncapp.models import CrmConnection, SyncRun
 from syncapp.selectors.connections import connection_full_sync_due
 from syncapp.services.outbox import push_retry_delay, push_retry_schedule, push_schedule_clear
+from syncapp.services.suppressions import crm_records_archive as crm_records_archive_service
 from syncapp.services.sync import connection_sync as connection_sync_service
 from syncapp.services.webhooks import webhook_events_process as webhook_events_process_service
 
@@ -47,3 +48,8 @@ def connection_push(connection_id: int) -> int | None:
 def webhook_events_process(connection_id: int) -> int:
     connection = CrmConnection.objects.get(pk=connection_id)
     return webhook_events_process_service(connection=connection)
+
+
+def crm_records_archive(connection_id: int, remote_ids: list[str]) -> int:
+    connection = CrmConnection.objects.get(pk=connection_id)
+    return crm_records_archive_service(connection=connection, remote_ids=remote_ids)

@@ -375,7 +375,7 @@ def test_bench_sync_refuses_an_unknown_provider_before_starting_anything():
 
 COMMANDS = [
     "bench_sync", "connection", "contacts", "crm_sandbox", "demo", "replay_webhooks",
-    "schedule_syncs", "setup_pronouns", "setup_webhooks", "sync", "tenant",
+    "schedule_syncs", "setup_pronouns", "setup_webhooks", "suppression", "sync", "tenant",
 ]  # fmt: skip
 # The options BaseCommand adds to every command: Django documents them.
 DJANGO_OPTIONS = {

@@ -54,6 +54,7 @@ class Exclusion:
     DUPLICATE = "duplicate_email"
     EMAIL_LINKED = "email_linked_elsewhere"
     SECONDARY_EMAIL = "secondary_email"
+    SUPPRESSED = "suppressed"
 
     side: str  # "app" or "crm"
     record_id: str
@@ -130,6 +131,7 @@ def plan_batch(
     links: list[LinkState],
     policy: Policy,
     absent_remote_ids: frozenset[str] = frozenset(),
+    suppressed: dict[str, str] | None = None,
 ) -> Plan:
     """Plan a batch.
 
@@ -137,7 +139,9 @@ def plan_batch(
     every contact those links point at plus the live contacts whose email an unlinked remote
     carries. ``absent_remote_ids`` are records known to be gone (a failed read, or missing from a
     complete listing). A linked pair whose CRM record was neither read nor found absent is left for
-    a batch that reads it; its email still counts as taken.
+    a batch that reads it; its email still counts as taken. ``suppressed`` maps the batch's emails
+    that a privacy request keeps out of the app to the reason: unlinked records holding one are
+    excluded, never created or matched.
     """
     plan = Plan()
     local_by_id = {local.contact_id: local for local in locals}
@@ -203,6 +207,7 @@ def plan_batch(
             if not remote.deleted
             for email in remote.other_emails
         },
+        suppressed=suppressed or {},
         policy=policy,
     )
     return plan
@@ -216,6 +221,7 @@ def _plan_first_contacts(
     taken_emails: dict[str, str],
     taken_remote_emails: dict[str, str],
     secondary_owners: dict[str, str],
+    suppressed: dict[str, str],
     policy: Policy,
 ) -> None:
     """Match unlinked records by email; create the other side for the rest."""
@@ -223,6 +229,11 @@ def _plan_first_contacts(
     for remote in unlinked_remotes:
         if not remote.record.email:
             plan.excluded.append(Exclusion("crm", remote.remote_id, "", "no email address", Exclusion.NO_EMAIL))
+        elif remote.record.email in suppressed:
+            # The email is not kept with the exclusion: the person asked to be forgotten.
+            plan.excluded.append(
+                Exclusion("crm", remote.remote_id, "", suppressed[remote.record.email], Exclusion.SUPPRESSED)
+            )
         else:
             remotes_by_email[remote.record.email].append(remote)
 
@@ -230,6 +241,8 @@ def _plan_first_contacts(
         email = local.record.email
         if not email:
             plan.excluded.append(Exclusion("app", str(local.contact_id), "", "no email address", Exclusion.NO_EMAIL))
+        elif email in suppressed:
+            plan.excluded.append(Exclusion("app", str(local.contact_id), "", suppressed[email], Exclusion.SUPPRESSED))
         elif remotes_by_email.get(email):
             oldest, *others = remotes_by_email.pop(email)
             plan.pairs.append(plan_pair(local=local, remote=oldest, link=None, policy=policy))

@@ -11,6 +11,7 @@ from syncapp.engine import FIELDS, ContactRecord, email_invisible, text_unstorab
 from syncapp.exceptions import ValidationError
 from syncapp.models import Contact, Tenant
 from syncapp.services.outbox import outbox_enqueue
+from syncapp.services.suppressions import suppression_check
 
 MAX_LENGTHS = {name: Contact._meta.get_field(name).max_length for name in FIELDS}
 
@@ -50,6 +51,8 @@ def contact_validate(*, tenant_id: int, values: dict, contact_id: int | None = N
 def _check_email_free(*, tenant_id: int, email: str, contact_id: int | None = None) -> None:
     if not email:
         return
+    # A person erased by a privacy request is not added back until an operator lifts it.
+    suppression_check(tenant_id=tenant_id, email=email)
     taken = Contact.objects.filter(tenant_id=tenant_id, email__iexact=email, deleted_at__isnull=True)
     if contact_id:
         taken = taken.exclude(pk=contact_id)

@@ -47,6 +47,7 @@ from syncapp.providers.base import WriteResult
 from syncapp.services.connections import connection_lock, connection_status_set
 from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
 from syncapp.services.outbox import outbox_batch, outbox_follow_up, push_schedule_clear
+from syncapp.services.suppressions import suppression_last_lift, suppression_reasons
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +271,8 @@ class ConnectionSync:
         """Read again the CRM records left out as duplicates whose email no live contact holds any more.
 
         Deleting or re-addressing the synced record frees its email; the duplicate then syncs
-        like any new record instead of waiting for the next full listing.
+        like any new record instead of waiting for the next full listing. Likewise for records
+        left out as suppressed before a suppression was lifted.
         """
         excluded = dict(
             ExcludedRecord.objects.filter(
@@ -285,6 +287,16 @@ class ConnectionSync:
             ).values_list("email", flat=True)
         )
         freed = [record_id for record_id, email in excluded.items() if email not in taken]
+        # A lifted suppression frees records it kept out; which ones is unknown (their emails are not
+        # kept), so every record excluded as suppressed before the lift is read again.
+        lifted_at = suppression_last_lift(tenant_id=self.connection.tenant_id)
+        if lifted_at is not None:
+            freed += ExcludedRecord.objects.filter(
+                connection=self.connection,
+                side=ExcludedRecord.Side.CRM,
+                code=ExcludedRecord.Code.SUPPRESSED,
+                seen_at__lt=lifted_at,
+            ).values_list("record_id", flat=True)
         if freed:
             self.hinted(freed)
 
@@ -369,6 +381,11 @@ class ConnectionSync:
             links=list(link_states.values()),
             policy=self.policy,
             absent_remote_ids=frozenset(absent),
+            suppressed=suppression_reasons(
+                tenant_id=self.connection.tenant_id,
+                emails=[remote.record.email for remote in remotes]
+                + [state.record.email for state in local_states.values()],
+            ),
         )
         self._record_exclusions(plan.excluded)
         self._renew_lock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from syncapp.models import (
     ContactLink,
     CrmConnection,
     ExcludedRecord,
+    Suppression,
     SyncRun,
     WebhookEvent,
     WebhookRejection,
@@ -32,6 +34,7 @@ from syncapp.providers import get_webhook_handler
 from syncapp.providers.base.webhooks import WebhookHandler, WebhookHints, WebhookNotice, shown
 from syncapp.services.connections import connection_lock
 from syncapp.services.outbox import push_retry_delay
+from syncapp.services.suppressions import person_forget
 from syncapp.services.sync import connection_sync
 
 logger = logging.getLogger(__name__)
@@ -234,18 +237,36 @@ def _events_reject(events: list[WebhookEvent], reason: str) -> None:
 def webhook_records_purge(*, connection: CrmConnection, remote_ids: set[str], handler: WebhookHandler) -> int:
     """Erase what we hold about CRM records a privacy deletion names; return the contacts deleted.
 
-    The linked app contacts are deleted outright (their links, conflicts and outbox rows go with
-    them), the stored webhook bodies naming the records are redacted, and their exclusions are
-    dropped.
+    The person's emails we know (the linked contact's, the link's base, an exclusion's) are
+    suppressed in the tenant, so no CRM brings them back, and every app contact holding them is
+    deleted outright (links, conflicts and outbox rows go with it) and archived in the tenant's
+    other CRMs (see person_forget). The stored webhook bodies naming the records are redacted, and
+    their exclusions are dropped.
     """
-    contact_ids = set(
-        ContactLink.objects.filter(connection=connection, remote_id__in=remote_ids).values_list("contact_id", flat=True)
-    )
+    links = ContactLink.objects.filter(connection=connection, remote_id__in=remote_ids).select_related("contact")
+    emails_of: dict[str, set[str]] = defaultdict(set)
+    for link in links:
+        emails_of[link.remote_id].update({link.contact.email, link.base.get("email", "")})
+    excluded = ExcludedRecord.objects.filter(connection=connection, side=ExcludedRecord.Side.CRM)
+    for remote_id, email in excluded.filter(record_id__in=remote_ids).values_list("record_id", "email"):
+        emails_of[remote_id].add(email)
+    contact_ids = {link.contact_id for link in links}
+    deleted = 0
+    for remote_id, emails in sorted(emails_of.items()):
+        deleted += person_forget(
+            tenant=connection.tenant,
+            emails=emails,
+            source=Suppression.Source.PRIVACY_DELETION,
+            provider=connection.provider,
+            remote_id=remote_id,
+            source_connection=connection,
+        )
     ExcludedRecord.objects.filter(connection=connection).filter(
         Q(side=ExcludedRecord.Side.CRM, record_id__in=remote_ids)
         | Q(side=ExcludedRecord.Side.APP, record_id__in=[str(pk) for pk in contact_ids])
     ).delete()
-    deleted = (
+    # A linked contact without an email is not found by person_forget.
+    deleted += (
         Contact.objects.filter(pk__in=contact_ids, tenant_id=connection.tenant_id)
         .delete()[1]
         .get(Contact._meta.label, 0)
