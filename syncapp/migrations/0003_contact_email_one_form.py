@@ -27,6 +27,6 @@ def emails_normalize(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("syncapp", "0001_initial")]
+    dependencies = [("syncapp", "0002_suppression")]
 
     operations = [migrations.RunPython(emails_normalize, migrations.RunPython.noop)]
