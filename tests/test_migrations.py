@@ -5,7 +5,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-BEFORE, AFTER = ("syncapp", "0001_initial"), ("syncapp", "0003_contact_email_one_form")
+BEFORE, AFTER = ("syncapp", "0002_suppression"), ("syncapp", "0003_contact_email_one_form")
 
 
 @pytest.mark.django_db(transaction=True)
