@@ -96,6 +96,29 @@ def test_export_round_trips_through_import(tenant, tmp_path):
     assert Contact.objects.filter(tenant__slug="copy", first_name="B, with comma").exists()
 
 
+def test_export_neutralises_formula_cells_and_imports_them_back_unchanged(tenant, tmp_path):
+    contact_create(
+        tenant=tenant,
+        values={"email": "f@example.com", "first_name": "=1+1", "last_name": "@SUM(A1)", "phone": "+1 555 0100"},
+    )
+    contact_create(tenant=tenant, values={"email": "g@example.com", "first_name": "-2+3", "job_title": "'=quoted"})
+    path = tmp_path / "out.csv"
+
+    run("contacts", "export", "--tenant", "acme", str(path))
+
+    assert path.read_text().splitlines()[1:] == [
+        "f@example.com,'=1+1,'@SUM(A1),'+1 555 0100,,",
+        "g@example.com,'-2+3,,,''=quoted,",
+    ]
+    Tenant.objects.create(slug="copy", name="Copy")
+    run("contacts", "import", "--tenant", "copy", str(path))
+    copied = Contact.objects.filter(tenant__slug="copy").order_by("email")
+    assert [(c.first_name, c.last_name, c.phone, c.job_title) for c in copied] == [
+        ("=1+1", "@SUM(A1)", "+1 555 0100", ""),
+        ("-2+3", "", "", "'=quoted"),
+    ]
+
+
 def test_connection_add_checks_the_token_stores_it_encrypted_and_prints_json(tenant):
     with responses.RequestsMock() as mock:
         # The CRM names the company the token opens: the account id need not be typed.
@@ -265,6 +288,29 @@ def test_import_progress_reaches_the_number_of_rows(tenant, tmp_path):
         f"{csv_file}:13: expected 6 columns, found 5",
         f"{csv_file}:15: 'bad' is not a valid email address.",
         "",
+    ]
+
+
+def test_import_reports_an_unterminated_quote_at_its_line_and_imports_the_rows_after_it(tenant, tmp_path):
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text(
+        "email,first_name,last_name,phone,job_title,pronouns\n"
+        "a@example.com,A,,,,\n"
+        'b@example.com,"Open,,,,\n'
+        "c@example.com,C,,,,\n"
+        "d@example.com,D,,,,\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(SystemExit):
+        call_command("contacts", "import", "--tenant", "acme", str(csv_file), stdout=out, stderr=err)
+
+    assert err.getvalue() == f"{csv_file}:3: unterminated quote\n"
+    assert "3 created" in out.getvalue() and "1 rejected" in out.getvalue()
+    assert sorted(Contact.objects.values_list("email", flat=True)) == [
+        "a@example.com",
+        "c@example.com",
+        "d@example.com",
     ]
 
 

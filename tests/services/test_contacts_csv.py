@@ -3,8 +3,10 @@
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
@@ -214,6 +216,23 @@ def test_import_reads_the_file_a_chunk_at_a_time_and_imports_before_reaching_the
     assert report.created == 40 and len(positions) == 80
     assert stream.largest == contacts_csv.CHUNK_SIZE
     assert positions[0] <= contacts_csv.CHUNK_SIZE < len(data) == positions[-1]
+
+
+def test_the_import_command_never_reads_the_file_whole(tenant, tmp_path, monkeypatch):
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text(HEADER + "".join(f"r{n}@example.com,R{n},,,,\n{' ' * 5_000}\n" for n in range(30)))
+    data, opened, real_open = csv_file.read_bytes(), [], Path.open
+
+    def open_in_chunks(path, *args, **kwargs):
+        if path != csv_file:
+            return real_open(path, *args, **kwargs)
+        opened.append(ChunkOnlyStream(data, limit=contacts_csv.CHUNK_SIZE))
+        return opened[-1]
+
+    monkeypatch.setattr(Path, "open", open_in_chunks)
+    call_command("contacts", "import", "--tenant", "acme", str(csv_file), stdout=io.StringIO())
+
+    assert Contact.objects.count() == 30 and opened[0].largest == contacts_csv.CHUNK_SIZE
 
 
 class TrickleStream(io.BytesIO):
