@@ -30,9 +30,10 @@ MAX_LINE_LENGTH = 10_000
 
 # OWASP's CSV injection list, and NUL from ASVS 1.2.10; a cell may start at the value's start or after
 # a separator some spreadsheets split on.
-_FORMULA_AHEAD = r"(?:\A|(?<=[,;\t]))(?='*[=+\-@\t\r\0])"
-_FORMULA_START = re.compile(_FORMULA_AHEAD)
-_ESCAPED_FORMULA_START = re.compile(_FORMULA_AHEAD.replace("(?=", "'(?=", 1))
+_CELL_START = r"(?:\A|(?<=[,;\t]))"
+_FORMULA_AHEAD = r"(?='*[=+\-@\t\r\0])"
+_FORMULA_START = re.compile(_CELL_START + _FORMULA_AHEAD)
+_ESCAPED_FORMULA_START = re.compile(_CELL_START + "'" + _FORMULA_AHEAD)
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 _LINE_PIECE = re.compile(r"[^\r\n]+(?:\r\n|\r|\n)?|\r\n|\r|\n")
 
