@@ -72,17 +72,18 @@ def test_export_neutralises_every_formula_a_contact_edit_can_store(tenant):
     assert "p6@example.com,Smith;'=1+1,," in text
 
 
-def test_export_neutralises_tab_carriage_return_and_nul_starts_and_line_breaks_in_stored_values(tenant):
-    # Values stored before the contact services cleaned them: a start or break the services strip today.
-    for n, value in enumerate(["\t=1+1", "\r=1+1", "\0=1+1", "x\n=1+1", "x\r\nvictim@example.com,Evil,,,,"]):
+def test_export_neutralises_tab_and_carriage_return_starts_and_line_breaks_in_stored_values(tenant):
+    # Values written around the contact services (older data, a direct write): a leading tab or carriage
+    # return, which the services strip, and line breaks, one of them hiding a row.
+    for n, value in enumerate(["\t=1+1", "\r=1+1", "x\n=1+1", "x\r\nvictim@example.com,Evil,,,,"]):
         Contact.objects.create(tenant=tenant, email=f"s{n}@example.com", first_name=value)
 
     text = export(tenant)
 
     assert evaluated_cells(text) == []
-    assert len(text.splitlines()) == 6
+    assert len(text.splitlines()) == 5
     assert text.splitlines()[1:3] == ["s0@example.com,'\t'=1+1,,,,", "s1@example.com, =1+1,,,,"]
-    assert "s3@example.com,x =1+1,,,," in text.splitlines()
+    assert "s2@example.com,x =1+1,,,," in text.splitlines()
 
 
 def test_export_neutralises_formulas_typed_in_the_web_form(tenant):
@@ -142,10 +143,11 @@ def test_import_of_a_hand_made_file_drops_only_the_quote_that_escapes_a_formula(
     assert (b.first_name, b.last_name, b.phone, b.job_title) == ("=1+1", "+1 555 0100", "''", "it's")
 
 
-# Single-line values (the file has one row per line) with the formula starts and quotes made likely.
+# Single-line values (the file has one row per line) with the formula starts and quotes made likely;
+# no NUL, which PostgreSQL cannot store.
 VALUE = st.text(
     st.one_of(
-        st.sampled_from("'=+-@\t;, \"x"), st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n")
+        st.sampled_from("'=+-@\t;, \"x"), st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n\0")
     ),
     max_size=30,
 )
