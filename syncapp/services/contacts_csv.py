@@ -94,8 +94,7 @@ def contacts_export_csv(*, tenant: Tenant, stream: IO[str]) -> int:
 
 
 def _export_cell(value: str) -> str:
-    # A line break would start a new row for the import; the contact services store none, older
-    # values may hold one.
+    # A line break would start a new row for the import: the fields are single-line values.
     return _FORMULA_START.sub("'", _LINE_BREAKS.sub(" ", value))
 
 
@@ -110,25 +109,25 @@ def _lines(stream: IO[bytes]) -> Iterator[str]:
     first byte that is not UTF-8.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
-    line, lines_done, bytes_read, first, carriage_return = "", 0, 0, True, False
+    line, lines_done, bytes_read, first, held_carriage_return = "", 0, 0, True, False
     while True:
         chunk = stream.read(CHUNK_SIZE)
         held = len(decoder.getstate()[0])
         try:
             text = decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as exc:
-            before = ("\r" if carriage_return else "") + exc.object[: exc.start].decode()
+            before = ("\r" if held_carriage_return else "") + exc.object[: exc.start].decode()
             number = lines_done + 1 + len(_LINE_BREAKS.findall(before))
             position = bytes_read - held + exc.start
             raise ValidationError(f"line {number}: not UTF-8 text (byte {position}: {exc.reason})") from None
         bytes_read += len(chunk)
         if first and text:
             text, first = text.removeprefix("\ufeff"), False
-        if carriage_return:
-            text, carriage_return = "\r" + text, False
+        if held_carriage_return:
+            text, held_carriage_return = "\r" + text, False
         # A chunk ending in \r may be cut inside a \r\n: hold the \r back for the next one.
         if chunk and text.endswith("\r"):
-            text, carriage_return = text[:-1], True
+            text, held_carriage_return = text[:-1], True
         for match in _LINE_PIECE.finditer(text):
             piece = match.group()
             content = piece.rstrip("\r\n")
