@@ -182,6 +182,29 @@ def test_export_round_trips_through_import(tenant, tmp_path):
     assert Contact.objects.filter(tenant__slug="copy", first_name="B, with comma").exists()
 
 
+def test_export_neutralises_formula_cells_and_imports_them_back_unchanged(tenant, tmp_path):
+    contact_create(
+        tenant=tenant,
+        values={"email": "f@example.com", "first_name": "=1+1", "last_name": "@SUM(A1)", "phone": "+1 555 0100"},
+    )
+    contact_create(tenant=tenant, values={"email": "g@example.com", "first_name": "-2+3", "job_title": "'=quoted"})
+    path = tmp_path / "out.csv"
+
+    run("contacts", "export", "--tenant", "acme", str(path))
+
+    assert path.read_text().splitlines()[1:] == [
+        "f@example.com,'=1+1,'@SUM(A1),'+1 555 0100,,",
+        "g@example.com,'-2+3,,,''=quoted,",
+    ]
+    Tenant.objects.create(slug="copy", name="Copy")
+    run("contacts", "import", "--tenant", "copy", str(path))
+    copied = Contact.objects.filter(tenant__slug="copy").order_by("email")
+    assert [(c.first_name, c.last_name, c.phone, c.job_title) for c in copied] == [
+        ("=1+1", "@SUM(A1)", "+1 555 0100", ""),
+        ("-2+3", "", "", "'=quoted"),
+    ]
+
+
 def test_connection_add_checks_the_token_stores_it_encrypted_and_prints_json(tenant):
     with responses.RequestsMock() as mock:
         # The CRM names the company the token opens: the account id need not be typed.
@@ -254,9 +277,9 @@ def test_sync_command_reports_a_missing_connection():
 
 def test_import_of_a_file_that_is_not_utf8_imports_nothing(tenant, tmp_path):
     csv_file = tmp_path / "latin1.csv"
-    rows = "".join(f"r{n}@example.com,Ren{n},,,,\n" for n in range(500))
+    rows = "".join(f"r{n}@example.com,Ren{n},,,,\n" for n in range(5_000))
     csv_file.write_bytes(("email,first_name,last_name,phone,job_title,pronouns\n" + rows).encode() + b"Ren\xe9,,,,,\n")
-    with pytest.raises(CommandError, match="not UTF-8"):
+    with pytest.raises(CommandError, match=r"latin1\.csv: line 5002: not UTF-8 text \(byte 147835: invalid"):
         run("contacts", "import", "--tenant", "acme", str(csv_file))
     assert not Contact.objects.exists()
 
@@ -327,7 +350,8 @@ def test_sync_draws_the_bar_by_default_when_stderr_is_a_terminal(tenant):
 
 def test_import_progress_reaches_the_number_of_rows(tenant, tmp_path):
     csv_file = tmp_path / "contacts.csv"
-    # A cell over two lines is one row; a blank line and a bad row are rows the import reads too.
+    # One row per line: a quote left open is a bad row, and so is the line after it; a blank line and a
+    # bad row are rows the import reads too.
     csv_file.write_text(
         "email,first_name,last_name,phone,job_title,pronouns\n"
         + "".join(f"r{n}@example.com,R{n},,,,\n" for n in range(10))
@@ -341,11 +365,39 @@ def test_import_progress_reaches_the_number_of_rows(tenant, tmp_path):
     with pytest.raises(SystemExit):
         call_command("contacts", "import", "--tenant", "acme", str(csv_file), "--progress", stdout=out, stderr=err)
 
-    assert "11 created" in out.getvalue() and "1 rejected" in out.getvalue()
+    assert "10 created" in out.getvalue() and "3 rejected" in out.getvalue()
     bar, *errors = err.getvalue().split("\n")
     assert bar.startswith("\r") and bar.rsplit("\r", 1)[-1].startswith("100%|")
-    assert " 13/13 [" in bar.rsplit("\r", 1)[-1] and "rows/s]" in bar
-    assert errors == [f"{csv_file}:15: 'bad' is not a valid email address.", ""]
+    assert " 14/14 [" in bar.rsplit("\r", 1)[-1] and "rows/s]" in bar
+    assert errors == [
+        f"{csv_file}:12: unterminated quote",
+        f"{csv_file}:13: expected 6 columns, found 5",
+        f"{csv_file}:15: 'bad' is not a valid email address.",
+        "",
+    ]
+
+
+def test_import_reports_an_unterminated_quote_at_its_line_and_imports_the_rows_after_it(tenant, tmp_path):
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text(
+        "email,first_name,last_name,phone,job_title,pronouns\n"
+        "a@example.com,A,,,,\n"
+        'b@example.com,"Open,,,,\n'
+        "c@example.com,C,,,,\n"
+        "d@example.com,D,,,,\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(SystemExit):
+        call_command("contacts", "import", "--tenant", "acme", str(csv_file), stdout=out, stderr=err)
+
+    assert err.getvalue() == f"{csv_file}:3: unterminated quote\n"
+    assert "3 created" in out.getvalue() and "1 rejected" in out.getvalue()
+    assert sorted(Contact.objects.values_list("email", flat=True)) == [
+        "a@example.com",
+        "c@example.com",
+        "d@example.com",
+    ]
 
 
 def test_import_draws_no_bar_when_stderr_is_not_a_terminal(tenant, tmp_path):

@@ -1,4 +1,3 @@
-import io
 import sys
 from pathlib import Path
 
@@ -7,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from syncapp.exceptions import ValidationError
 from syncapp.management.progress import add_progress_argument, progress_bar
 from syncapp.models import Tenant
-from syncapp.services.contacts_csv import contacts_csv_count_rows, contacts_export_csv, contacts_import_csv
+from syncapp.services.contacts_csv import contacts_csv_check, contacts_export_csv, contacts_import_csv
 
 
 class Command(BaseCommand):
@@ -49,18 +48,18 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"No such file: {file}")
         try:
-            # Decode the whole file first, so a bad byte anywhere stops the import before any row.
-            text = path.read_bytes().decode("utf-8-sig")
+            stream = path.open("rb")
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc.strerror}.") from exc
-        except UnicodeDecodeError as exc:
-            raise CommandError(f"{file} is not UTF-8 text (byte {exc.start}: {exc.reason}).") from exc
-        try:
-            rows = contacts_csv_count_rows(stream=io.StringIO(text, newline=""))
-            with progress_bar(self, enabled=progress, unit="rows", total=rows) as advance:
-                report = contacts_import_csv(tenant=tenant, stream=io.StringIO(text, newline=""), progress=advance)
-        except ValidationError as exc:
-            raise CommandError(f"{file}: {exc}") from exc
+        with stream:
+            try:
+                # A first pass reads the whole file, so a bad byte or header stops it before any row.
+                rows = contacts_csv_check(stream=stream)
+                stream.seek(0)
+                with progress_bar(self, enabled=progress, unit="rows", total=rows) as advance:
+                    report = contacts_import_csv(tenant=tenant, stream=stream, progress=advance)
+            except ValidationError as exc:
+                raise CommandError(f"{file}: {exc}") from exc
         for line, reason in report.errors:
             self.stderr.write(f"{file}:{line}: {reason}")
         self.stdout.write(
