@@ -1,4 +1,5 @@
 import logging
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -92,9 +93,10 @@ def view_log():
 
 
 @pytest.fixture
-def crm_sandbox():
-    """The CRM sandbox on a free loopback port, stopped after the test."""
+def crm_sandbox(settings):
+    """The CRM sandbox on a free loopback port, stopped after the test; connections may use that port only."""
     with SandboxServer(seed=7) as server:
+        settings.CRM_API_ALLOWED_HOSTS = [*settings.CRM_API_ALLOWED_HOSTS, urlsplit(server.url).netloc]
         yield server
 
 

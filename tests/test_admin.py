@@ -45,7 +45,8 @@ def test_a_duplicate_email_is_a_form_error_and_a_delete_is_soft(admin_client, te
     assert contact.is_deleted
 
 
-def test_a_connection_cannot_be_pointed_at_a_host_outside_the_allowed_list(admin_client, tenant):
+def test_a_connection_cannot_be_pointed_at_a_host_outside_the_allowed_list(admin_client, tenant, settings):
+    settings.CRM_API_BASE_OVERRIDE = True
     connection, _ = make_connection(tenant)
     data = {
         "tenant": tenant.pk, "provider": "memory", "account_id": connection.account_id,
