@@ -88,9 +88,9 @@ def api_base_validate(url: str, *, provider: str) -> str:
         return ""
     base = api_base_parse(url)
     if not (_host_listed(base, _crm_hosts(provider)) or _host_listed(base, settings.CRM_API_ALLOWED_HOSTS)):
-        port = f" port {base.effective_port}" if base.port is not None else ""
         raise ValidationError(
-            f"API base URL host '{base.host}'{port} is neither a host of the CRM nor in CRM_API_ALLOWED_HOSTS."
+            f"API base URL host '{base.host}' (port {base.effective_port}) is neither a host of the CRM "
+            "nor in CRM_API_ALLOWED_HOSTS."
         )
     return base.url
 
