@@ -12,6 +12,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
@@ -37,6 +38,7 @@ TOKEN = "pat-na1-listener-must-never-see-this"
 CLIENT_SECRET = "hs-client-secret-DO-NOT-LEAK"
 INTERNAL_WORDS = "internal-service-says-hello"
 CODE = "one-time-authorization-code"
+SECRET_NAMES = {"token", "code", "client_secret"}
 
 
 class Listener:
@@ -391,23 +393,30 @@ def test_a_crash_report_hides_a_pasted_token(tenant, settings, monkeypatch):
     text, frames = _crash_report(connect_token, request)
 
     assert "the CRM lookup crashed" in text and TOKEN not in text
-    hidden = [value for frame in frames for name, value in frame["vars"] if name == "token"]
+    hidden = [value for frame in frames for name, value in frame["vars"] if name in SECRET_NAMES]
     assert hidden and all("*****" in value for value in hidden)
 
 
-def test_a_crash_report_hides_the_code_and_the_client_secret(tenant, no_allowed_hosts, monkeypatch):
+def test_a_crash_report_hides_the_code_and_the_client_secret(alice, no_allowed_hosts, monkeypatch):
     from requests_oauthlib import OAuth2Session
 
     no_allowed_hosts.DEBUG = False
+    started = alice.post(reverse("syncapp:oauth-start", args=["hubspot"]))
+    state = parse_qs(urlsplit(started["Location"]).query)["state"][0]
 
     def crash(self, *args, **kwargs):
         raise RuntimeError("the token endpoint crashed")
 
     monkeypatch.setattr(OAuth2Session, "fetch_token", crash)
-    try:
-        oauth_connection_complete(tenant=tenant, provider_id="hubspot", code=CODE, redirect_uri="https://x/")
-    except RuntimeError:
-        reporter = ExceptionReporter(None, *sys.exc_info())
+    with pytest.raises(RuntimeError) as crashed:
+        alice.get(reverse("syncapp:oauth-callback", args=["hubspot"]), {"code": CODE, "state": state})
+
+    # The report of the view's frames and below; the request's own query string is not part of this check.
+    reporter = ExceptionReporter(RequestFactory().get("/"), crashed.type, crashed.value, crashed.tb)
     text = reporter.get_traceback_text()
     assert "the token endpoint crashed" in text
     assert CLIENT_SECRET not in text and CODE not in text
+    frames = {frame["function"]: dict(frame["vars"]) for frame in reporter.get_traceback_frames()}
+    assert "*****" in frames["oauth_callback"]["code"]
+    assert "*****" in frames["oauth_connection_complete"]["code"]
+    assert "*****" in frames["oauth_exchange_code"]["client_secret"]
