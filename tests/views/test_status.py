@@ -15,7 +15,6 @@ from syncapp.models import (
     SyncRun,
     WebhookEvent,
 )
-from syncapp.providers import get_adapter_class
 from syncapp.selectors.status import (
     DEGRADED,
     DISCONNECTED,
@@ -242,11 +241,8 @@ def test_the_pronouns_banner_stays_until_setup_succeeds(alice, connection):
     assert connection.pronouns_state == CrmConnection.PronounsState.CONFIGURED
 
 
-def test_a_refused_pronouns_setup_shows_the_crms_message(alice, tenant, crm_sandbox, monkeypatch):
-    # The sandbox stands in for HubSpot's own host here: another server's words would not be shown.
-    hubspot = get_adapter_class("hubspot")
-    monkeypatch.setattr(hubspot, "api_hosts", (*hubspot.api_hosts, "127.0.0.1"))
-    connection, _ = sandbox_connection(tenant, crm_sandbox, "hubspot", missing_scopes=["crm.schemas.contacts.write"])
+def test_a_refused_pronouns_setup_shows_the_crms_message(alice, tenant, sandbox_as_crm):
+    connection, _ = sandbox_connection(tenant, sandbox_as_crm, "hubspot", missing_scopes=["crm.schemas.contacts.write"])
     url = reverse("syncapp:connection-pronouns", args=[connection.pk])
 
     page = alice.post(url, follow=True).content.decode()
