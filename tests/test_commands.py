@@ -96,7 +96,8 @@ def test_export_round_trips_through_import(tenant, tmp_path):
     assert Contact.objects.filter(tenant__slug="copy", first_name="B, with comma").exists()
 
 
-def test_connection_add_checks_the_token_stores_it_encrypted_and_prints_json(tenant):
+def test_connection_add_checks_the_token_stores_it_encrypted_and_prints_json(tenant, settings):
+    settings.CRM_API_ALLOWED_HOSTS = ["127.0.0.1:8765"]  # a sandbox, allowed explicitly
     with responses.RequestsMock() as mock:
         # The CRM names the company the token opens: the account id need not be typed.
         mock.get(
