@@ -188,10 +188,12 @@ SYNC_LOCK_TTL = env.int("SYNC_LOCK_TTL", default=600)  # seconds
 # Where CRMs reach this deployment (webhook URLs are printed and registered with it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
-# Hosts a connection's API base URL may point at besides the CRMs' own (CrmAdapter.api_hosts; a
-# leading dot allows subdomains): loopback for the CRM sandbox. Tokens and client secrets are sent
-# there, so anything else (internal hosts, metadata services) is refused.
-CRM_API_ALLOWED_HOSTS = env.list("CRM_API_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+# Hosts a connection's API base URL may point at besides the CRMs' own (CrmAdapter.api_hosts): "host",
+# "host:port" or ".domain" (its subdomains). Tokens and client secrets are sent there, so none by
+# default; the CRM sandbox needs its loopback address (and port) listed.
+CRM_API_ALLOWED_HOSTS = env.list("CRM_API_ALLOWED_HOSTS", default=[])
+# Whether staff may give a base URL on the Connect page, the OAuth start and the admin (a sandbox).
+CRM_API_BASE_OVERRIDE = env.bool("CRM_API_BASE_OVERRIDE", default=False)
 
 # CRM adapters from elsewhere, or replacing a built-in one, by provider id (id -> dotted path). The
 # built-in CRMs need no entry: each folder under syncapp/providers/ with an adapter.py is one.

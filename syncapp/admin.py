@@ -8,6 +8,7 @@ are never shown.
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -193,9 +194,13 @@ class CrmConnectionAdminForm(forms.ModelForm):
         ]  # fmt: skip
 
     def clean_api_base_url(self):
+        url = self.cleaned_data["api_base_url"]
+        if url and "api_base_url" in self.changed_data and not settings.CRM_API_BASE_OVERRIDE:
+            # A stored value (Pipedrive's company domain) may stay; a new one is an override.
+            raise forms.ValidationError("API base URL overrides are off (CRM_API_BASE_OVERRIDE).")
         try:
             provider = self.cleaned_data.get("provider") or self.instance.provider
-            return api_base_validate(self.cleaned_data["api_base_url"], provider=provider)
+            return api_base_validate(url, provider=provider)
         except ValidationError as exc:
             raise forms.ValidationError(str(exc)) from exc
 

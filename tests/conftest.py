@@ -1,4 +1,5 @@
 import logging
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -6,6 +7,7 @@ from django.core.cache import cache
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
+from syncapp.providers import get_adapter_classes
 from syncapp.sandbox.server import SandboxServer
 from syncapp.services.connections import connection_create
 from syncapp.services.tenants import tenant_create
@@ -99,10 +101,24 @@ def view_log():
 
 
 @pytest.fixture
-def crm_sandbox():
-    """The CRM sandbox on a free loopback port, stopped after the test."""
+def crm_sandbox(settings):
+    """The CRM sandbox on a free loopback port, stopped after the test; connections may use that port only."""
     with SandboxServer(seed=7) as server:
+        settings.CRM_API_ALLOWED_HOSTS = [*settings.CRM_API_ALLOWED_HOSTS, urlsplit(server.url).netloc]
         yield server
+
+
+@pytest.fixture
+def sandbox_as_crm(crm_sandbox, monkeypatch):
+    """The sandbox stands in for each CRM's own hosts, so its answers are worded as the CRM's would be.
+
+    Any other allowed host is another server, whose answers are not repeated in messages (issue 11).
+    """
+    netloc = urlsplit(crm_sandbox.url).netloc
+    for adapter_class in get_adapter_classes().values():
+        if adapter_class.sandbox_class:
+            monkeypatch.setattr(adapter_class, "api_hosts", (*adapter_class.api_hosts, netloc))
+    return crm_sandbox
 
 
 def sandbox_connection(tenant, server, provider, *, rate_limits=False, **account_options):

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from syncapp.models import Contact, CrmConnection, OutboxEntry
+from syncapp.services.connections import connection_create
 from tests.conftest import make_connection, queued_tasks
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,8 @@ def test_a_duplicate_email_is_a_form_error_and_a_delete_is_soft(admin_client, te
     assert contact.is_deleted
 
 
-def test_a_connection_cannot_be_pointed_at_a_host_outside_the_allowed_list(admin_client, tenant):
+def test_a_connection_cannot_be_pointed_at_a_host_outside_the_allowed_list(admin_client, tenant, settings):
+    settings.CRM_API_BASE_OVERRIDE = True
     connection, _ = make_connection(tenant)
     data = {
         "tenant": tenant.pk, "provider": "memory", "account_id": connection.account_id,
@@ -380,3 +382,21 @@ def test_actions_need_a_csrf_token(tenant):
     assert response.status_code == 403
     connection.refresh_from_db()
     assert connection.status == CrmConnection.Status.ACTIVE
+
+
+def test_the_admin_takes_no_new_base_url_while_the_override_is_off_but_keeps_a_stored_one(admin_client, tenant):
+    connection = connection_create(
+        tenant=tenant, provider="pipedrive", account_id="7", credentials={}, api_base_url="https://acme.pipedrive.com"
+    )
+    data = {
+        "tenant": tenant.pk, "provider": "pipedrive", "account_id": "7",
+        "api_base_url": "https://acme.pipedrive.com", "status": "active", "status_message": "",
+        "conflict_strategy": "crm_wins", "field_priorities": "{}", "on_crm_delete": "delete_contact",
+        "pronouns_state": "unknown", "pronouns_field_key": "", "pronouns_message": "",
+    }  # fmt: skip
+    url = f"/admin/syncapp/crmconnection/{connection.pk}/change/"
+    assert admin_client.post(url, {**data, "status_message": "kept"}).status_code == 302  # unchanged: saved
+    response = admin_client.post(url, {**data, "api_base_url": "https://other.pipedrive.com"})
+    assert response.status_code == 200 and "CRM_API_BASE_OVERRIDE" in response.content.decode()
+    connection.refresh_from_db()
+    assert (connection.api_base_url, connection.status_message) == ("https://acme.pipedrive.com", "kept")

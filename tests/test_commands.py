@@ -205,7 +205,8 @@ def test_export_neutralises_formula_cells_and_imports_them_back_unchanged(tenant
     ]
 
 
-def test_connection_add_checks_the_token_stores_it_encrypted_and_prints_json(tenant):
+def test_connection_add_checks_the_token_stores_it_encrypted_and_prints_json(tenant, settings):
+    settings.CRM_API_ALLOWED_HOSTS = ["127.0.0.1:8765"]  # a sandbox, allowed explicitly
     with responses.RequestsMock() as mock:
         # The CRM names the company the token opens: the account id need not be typed.
         mock.get(

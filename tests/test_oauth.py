@@ -196,19 +196,34 @@ def test_unknown_provider_is_404(alice_client):
     assert alice_client.get("/oauth/salesforce/callback/?code=x&state=y").status_code == 404
 
 
-def test_api_base_override_is_for_staff_only(alice_client, settings):
-    # The override receives the client credentials, so a tenant member must not point it elsewhere.
-    assert alice_client.post("/oauth/hubspot/start/", {"api_base": "https://evil.example"}).status_code == 403
+@pytest.fixture
+def sandbox_override(settings, tenant):
+    """The base URL override on, alice staff, and a sandbox on 127.0.0.1:8765 allowed."""
+    settings.CRM_API_BASE_OVERRIDE = True
+    settings.CRM_API_ALLOWED_HOSTS = ["127.0.0.1:8765"]
+    get_user_model().objects.filter(username="alice").update(is_staff=True)
 
-    settings.DEBUG = True
-    response = alice_client.post("/oauth/hubspot/start/", {"api_base": "https://127.0.0.1:8765/hubspot/42"})
+
+def test_api_base_override_is_off_unless_turned_on_and_then_for_staff_only(alice_client, settings):
+    # The override receives the client credentials, so a tenant member must not point it elsewhere.
+    settings.CRM_API_ALLOWED_HOSTS = ["127.0.0.1:8765"]
+    sandbox = {"api_base": "https://127.0.0.1:8765/hubspot/42"}
+    settings.DEBUG = True  # DEBUG no longer turns it on
+    assert alice_client.post("/oauth/hubspot/start/", sandbox).status_code == 403
+    settings.CRM_API_BASE_OVERRIDE = True
+    assert alice_client.post("/oauth/hubspot/start/", sandbox).status_code == 403  # not staff
+    get_user_model().objects.filter(username="alice").update(is_staff=True)
+    settings.CRM_API_BASE_OVERRIDE = False
+    assert alice_client.post("/oauth/hubspot/start/", sandbox).status_code == 403  # staff, but off
+
+    settings.CRM_API_BASE_OVERRIDE = True
+    response = alice_client.post("/oauth/hubspot/start/", sandbox)
     assert response["Location"].startswith("https://127.0.0.1:8765/hubspot/42/oauth/authorize?")
     state = parse_qs(urlsplit(response["Location"]).query)["state"][0]
     assert oauth_state_load(state=state, provider_id="hubspot")["api_base_url"] == "https://127.0.0.1:8765/hubspot/42"
 
 
-def test_plain_http_override_needs_oauthlib_insecure_transport(alice_client, settings, monkeypatch):
-    settings.DEBUG = True
+def test_plain_http_override_needs_oauthlib_insecure_transport(alice_client, sandbox_override, monkeypatch):
     monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
 
     response = alice_client.post("/oauth/hubspot/start/", {"api_base": "http://127.0.0.1:8765/hubspot/42"})
@@ -376,9 +391,10 @@ def test_a_session_keeps_its_five_latest_flows(alice_client, mocked_responses):
     assert again.status_code == 400 and "already used" in again.content.decode()
 
 
-def test_sandbox_override_sends_the_exchange_there_and_refreshes_there(alice_client, tenant, settings, monkeypatch):
+def test_sandbox_override_sends_the_exchange_there_and_refreshes_there(
+    alice_client, tenant, sandbox_override, monkeypatch
+):
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    settings.DEBUG = True
     base = "http://127.0.0.1:8765/hubspot/42"
     state = _start(alice_client, "hubspot", api_base=base)
 

@@ -31,7 +31,7 @@ from django_q.brokers import get_broker
 from syncapp.models import Contact, CrmConnection, Tenant, WebhookEvent
 from syncapp.providers import get_adapter
 from syncapp.providers.hubspot.webhooks import signature_uri, signature_v3
-from syncapp.sandbox.client import SandboxClient
+from syncapp.sandbox.client import SandboxClient, sandbox_api_allow, sandbox_api_environ
 from syncapp.services.connections import connection_create
 from syncapp.services.contacts import contact_update
 from syncapp.services.pronouns import connection_setup_pronouns
@@ -172,6 +172,7 @@ class Bench:
             provider, rate_limits=True, webhooks=webhooks, **ACCOUNT_OPTIONS[provider]
         )
         profile = account["api_profile"]
+        sandbox_api_allow(account["base_url"])
         connection = connection_create(
             tenant=tenant,
             provider=provider,
@@ -340,7 +341,7 @@ class Bench:
         )
         connection_sync(connection=connection, full=True)
         records = self.sandbox.records("hubspot", account["account_id"])
-        env = {**os.environ, "HUBSPOT_WEBHOOK_SECRET": secret, "LOG_LEVEL": "WARNING"}
+        env = {**os.environ, **sandbox_api_environ(), "HUBSPOT_WEBHOOK_SECRET": secret, "LOG_LEVEL": "WARNING"}
         connections.close_all()
         workers = os.cpu_count() * 2 + 1
         gunicorn = subprocess.Popen(

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import requests
+from django.conf import settings
+
+
+def sandbox_api_allow(base_url: str) -> None:
+    """Let connections send their tokens to the sandbox account at ``base_url``: its host and port only.
+
+    CRM_API_ALLOWED_HOSTS is empty by default, so the demo and the benchmark allow their sandbox themselves.
+    """
+    entry = urlsplit(base_url).netloc
+    if entry not in settings.CRM_API_ALLOWED_HOSTS:
+        settings.CRM_API_ALLOWED_HOSTS = [*settings.CRM_API_ALLOWED_HOSTS, entry]
+
+
+def sandbox_api_environ() -> dict[str, str]:
+    """The environment that gives a worker process (qcluster) the hosts ``sandbox_api_allow`` added."""
+    return {"CRM_API_ALLOWED_HOSTS": ",".join(settings.CRM_API_ALLOWED_HOSTS)}
 
 
 class SandboxControlError(Exception):

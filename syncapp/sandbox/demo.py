@@ -25,7 +25,7 @@ from django.db.models import Count, Sum
 from syncapp.engine import FIELDS
 from syncapp.exceptions import WebhooksNotSupportedError
 from syncapp.models import Contact, CrmConnection, OutboxEntry, SyncConflict, SyncRun, Tenant, WebhookEvent
-from syncapp.sandbox.client import SandboxClient
+from syncapp.sandbox.client import SandboxClient, sandbox_api_allow
 from syncapp.services.connections import connection_create
 from syncapp.services.contacts import contact_create, contact_delete, contact_update
 from syncapp.services.pronouns import connection_setup_pronouns
@@ -116,6 +116,7 @@ class Demo:
                 webhook_target=self.app_url,
                 webhooks={"secret": self.webhook_secret},
             )
+            sandbox_api_allow(account["base_url"])
             connection = connection_create(
                 tenant=self.tenant,
                 provider=provider,

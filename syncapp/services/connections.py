@@ -1,44 +1,36 @@
 """Connections: creation, credentials, and the one-sync-at-a-time lock."""
 
+import re
 import secrets
 from contextlib import contextmanager
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from syncapp.engine import FIELDS, STRATEGIES
-from syncapp.exceptions import ProviderNotConfiguredError, SyncAlreadyRunningError, SyncError, ValidationError
+from syncapp.exceptions import SyncAlreadyRunningError, SyncError, ValidationError
 from syncapp.models import CrmConnection, Tenant
 from syncapp.providers import get_adapter_class, provider_ids
+from syncapp.providers.base.api_base import api_base_validate
 from syncapp.services.schedules import connection_schedule_update
 
+# What an HTTP header can carry: a pasted token outside it is a paste mistake, refused before any call.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
-def api_base_validate(url: str, *, provider: str) -> str:
-    """Return ``url`` if a connection of ``provider`` may talk to it, else raise ValidationError.
 
-    Allowed are that CRM's own hosts (its adapter's ``api_hosts``) and those in CRM_API_ALLOWED_HOSTS:
-    never another CRM's, so one adapter cannot widen where the others' tokens go.
+def api_base_override_allowed(user) -> bool:
+    """Whether ``user`` may point a connection at another base URL than its CRM's (a sandbox).
+
+    Tokens and the OAuth client secret go to that URL and its answers reach the page, so it is off
+    unless CRM_API_BASE_OVERRIDE turns it on, and then for staff only.
     """
-    if not url:
-        return url
-    parsed = urlsplit(url)
-    host = (parsed.hostname or "").lower()
-    try:
-        crm_hosts = get_adapter_class(provider).api_hosts
-    except ProviderNotConfiguredError:
-        crm_hosts = ()
-    allowed = [entry.lower() for entry in [*crm_hosts, *settings.CRM_API_ALLOWED_HOSTS]]
-    permitted = any(host == entry or (entry.startswith(".") and host.endswith(entry)) for entry in allowed)
-    if parsed.scheme not in ("http", "https") or not host:
-        raise ValidationError(f"'{url}' is not an http(s) URL.")
-    if not permitted:
-        raise ValidationError(f"API base URL host '{host}' is neither a host of the CRM nor in CRM_API_ALLOWED_HOSTS.")
-    return url.rstrip("/")
+    return settings.CRM_API_BASE_OVERRIDE and user.is_staff
 
 
+@sensitive_variables("credentials")
 def connection_create(
     *,
     tenant: Tenant,
@@ -76,6 +68,7 @@ def connection_create(
     return connection
 
 
+@sensitive_variables("token", "credentials")
 def connection_connect_token(
     *, tenant: Tenant, provider: str, token: str, account_id: str = "", api_base_url: str = ""
 ) -> CrmConnection:
@@ -89,6 +82,8 @@ def connection_connect_token(
     token, typed = token.strip(), str(account_id).strip()
     if not token:
         raise ValidationError("Paste the private-app / API token.")
+    if not _TOKEN.fullmatch(token):
+        raise ValidationError("The token may hold only visible ASCII characters (no spaces); paste it again.")
     api_base_url = api_base_validate(api_base_url, provider=provider)
     found = get_adapter_class(provider).token_account_id(token=token, api_base_url=api_base_url)
     if found and typed and found != typed:
@@ -102,6 +97,7 @@ def connection_connect_token(
     )
 
 
+@sensitive_variables("credentials")
 def connection_reconnect(*, connection: CrmConnection, credentials: dict, api_base_url: str = "") -> CrmConnection:
     """Give a disconnected connection new credentials, make it active and poll it again.
 

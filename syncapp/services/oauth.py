@@ -1,11 +1,12 @@
 """Connections made and kept alive through OAuth: completing the authorization and refreshing tokens."""
 
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from syncapp.exceptions import OAuthError, ProviderNotConfiguredError, ValidationError
 from syncapp.models import CrmConnection, Tenant
 from syncapp.providers import get_adapter_class, get_adapter_classes
-from syncapp.providers.base.oauth import oauth_endpoint, oauth_exchange_code, oauth_refresh
+from syncapp.providers.base.oauth import SECRETS, oauth_endpoint, oauth_exchange_code, oauth_refresh
 from syncapp.services.connections import api_base_validate, connection_create
 from syncapp.services.schedules import connection_schedule_update
 
@@ -27,6 +28,7 @@ def oauth_adapter(provider_id: str) -> type:
     return adapter_class
 
 
+@sensitive_variables(*SECRETS, "credentials")
 def oauth_connection_complete(
     *,
     tenant: Tenant,
@@ -44,13 +46,14 @@ def oauth_connection_complete(
     """
     adapter_class = oauth_adapter(provider_id)
     config = adapter_class.oauth
-    api_base_validate(api_base_url, provider=provider_id)
+    api_base_url = api_base_validate(api_base_url, provider=provider_id)
     token_url = oauth_endpoint(config.token_url, api_base_url) if api_base_url else None
     credentials = oauth_exchange_code(config=config, code=code, redirect_uri=redirect_uri, token_url=token_url)
     if token_url:
         # Refreshes must go to the same (sandbox) token endpoint as the exchange did.
         credentials["token_url"] = token_url
-    base_url = api_base_validate(api_base_url or credentials.get("api_domain", ""), provider=provider_id)
+    # Pipedrive's api_domain comes from the token response: checked like any base URL before the token goes there.
+    base_url = api_base_validate(api_base_url or str(credentials.get("api_domain") or ""), provider=provider_id)
     account_id = adapter_class.oauth_account_id(access_token=credentials["access_token"], api_base_url=base_url)
 
     with transaction.atomic():
@@ -75,6 +78,7 @@ def oauth_connection_complete(
         return existing
 
 
+@sensitive_variables(*SECRETS, "current", "fresh", "credentials")
 def connection_credentials_refresh(*, connection: CrmConnection) -> dict:
     """Refresh the connection's access token, save the new credentials and return them.
 
@@ -85,7 +89,12 @@ def connection_credentials_refresh(*, connection: CrmConnection) -> dict:
     refresh_token = current.get("refresh_token")
     if not refresh_token:
         raise OAuthError(f"Connection {connection.pk} has no refresh token; reconnect it through OAuth.")
-    fresh = oauth_refresh(config=config, refresh_token=refresh_token, token_url=current.get("token_url"))
+    # The client secret is posted to a stored token_url: checked again like the base URL it came from.
+    try:
+        token_url = api_base_validate(current.get("token_url") or "", provider=connection.provider) or None
+    except ValidationError as exc:
+        raise OAuthError(f"Connection {connection.pk}'s token endpoint is refused: {exc}") from None
+    fresh = oauth_refresh(config=config, refresh_token=refresh_token, token_url=token_url)
     # Merge rather than replace: a provider may leave out the refresh token (keep the old one) and
     # fields set at connect time, such as token_url and api_domain, still apply.
     credentials = {**current, **fresh}

@@ -4,20 +4,25 @@ Every change is a POST (CSRF-protected) scoped to the signed-in person's tenant.
 started by ``syncapp.views.oauth.oauth_start``; this page only renders its form.
 """
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from syncapp.exceptions import SyncError
-from syncapp.services.connections import connection_connect_token, connection_disconnect
+from syncapp.services.connections import (
+    api_base_override_allowed,
+    connection_connect_token,
+    connection_disconnect,
+)
 from syncapp.services.oauth import oauth_adapters
 from syncapp.views.status import _connection, _name
 from syncapp.views.tenancy import current_tenant
 
 TEMPLATE = "syncapp/connect/index.html"
+OVERRIDE_REFUSED = "The API base URL cannot be changed here (staff only, where CRM_API_BASE_OVERRIDE is on)."
 
 
 def connectable_providers() -> list[dict]:
@@ -36,8 +41,7 @@ def _page(request: HttpRequest, *, form: dict | None = None, status: int = 200) 
     context = {
         "tenant": tenant,
         "providers": connectable_providers(),
-        # The same rule as oauth_start: only staff (or DEBUG) may point a connection at another base URL.
-        "show_api_base": settings.DEBUG or request.user.is_staff,
+        "show_api_base": api_base_override_allowed(request.user),
         "form": form or {},
     }
     return render(request, TEMPLATE, context, status=status)
@@ -49,6 +53,7 @@ def connect_page(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
+@sensitive_post_parameters("token")
 @login_required
 @require_POST
 def connect_token(request: HttpRequest) -> HttpResponse:
@@ -65,8 +70,8 @@ def connect_token(request: HttpRequest) -> HttpResponse:
     }
     if not form["matched"]:
         form["error"] = f"Unknown provider '{provider}'."
-    elif api_base and not (settings.DEBUG or request.user.is_staff):
-        form["error"] = "Only staff may override the API base URL."
+    elif api_base and not api_base_override_allowed(request.user):
+        form["error"] = OVERRIDE_REFUSED
     else:
         try:
             connection = connection_connect_token(

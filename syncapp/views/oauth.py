@@ -12,13 +12,15 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
 from syncapp.exceptions import OAuthError, SyncError, ValidationError
 from syncapp.models import CrmConnection, Tenant
 from syncapp.providers.base.oauth import OAuthConfig, oauth_authorization_url, oauth_state_load
-from syncapp.services.connections import api_base_validate
+from syncapp.services.connections import api_base_override_allowed, api_base_validate
 from syncapp.services.oauth import oauth_adapter, oauth_connection_complete
+from syncapp.views.connect import OVERRIDE_REFUSED
 from syncapp.views.tenancy import current_tenant
 
 logger = logging.getLogger(__name__)
@@ -36,17 +38,17 @@ def oauth_start(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Send the user to the provider to grant access for one of their tenants.
 
     The tenant is the current one of the session, as on every page (see ``views.tenancy``). Form field
-    (or query parameter): ``api_base`` (a sandbox base URL; staff only outside DEBUG).
+    (or query parameter): ``api_base`` (a sandbox base URL; staff only, where CRM_API_BASE_OVERRIDE is on).
     """
     config = _config(provider_id)
     tenant = current_tenant(request)
     api_base = (request.POST.get("api_base") or request.GET.get("api_base", "")).strip()
 
     if api_base:
-        if not (settings.DEBUG or request.user.is_staff):
-            return _result(request, provider_id, error="Only staff may override the API base URL.", status=403)
+        if not api_base_override_allowed(request.user):
+            return _result(request, provider_id, error=OVERRIDE_REFUSED, status=403)
         try:
-            api_base_validate(api_base, provider=provider_id)
+            api_base = api_base_validate(api_base, provider=provider_id)
         except ValidationError as exc:
             return _result(request, provider_id, error=str(exc), status=400)
 
@@ -65,6 +67,7 @@ def oauth_start(request: HttpRequest, provider_id: str) -> HttpResponse:
     return HttpResponseRedirect(url)
 
 
+@sensitive_variables("code")
 @login_required
 @require_GET
 def oauth_callback(request: HttpRequest, provider_id: str) -> HttpResponse:

@@ -44,9 +44,10 @@ def synced_sandbox_contact(tenant, crm_sandbox, **values):
 
 
 def test_connect_a_sandbox_crm_set_up_pronouns_and_watch_sync_now_change_the_badge(
-    tenant, crm_sandbox, live_server, broker, browser, tmp_path
+    tenant, crm_sandbox, live_server, broker, browser, tmp_path, settings
 ):
-    # The API base URL override (to reach the sandbox) is offered to staff outside DEBUG.
+    # The API base URL override (to reach the sandbox) is offered to staff where CRM_API_BASE_OVERRIDE is on.
+    settings.CRM_API_BASE_OVERRIDE = True
     get_user_model().objects.filter(username="alice").update(is_staff=True)
     account = crm_sandbox.sandbox.account_create("hubspot")
     with account.lock:

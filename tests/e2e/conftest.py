@@ -154,6 +154,13 @@ def make_crm(tenant, server, provider: str, **account_options) -> Crm:
 
 
 @pytest.fixture(autouse=True)
+def sandbox_is_the_crm(request):
+    """The CRMs' messages (a spent daily quota, missing scopes) reach the tests as the real CRMs' would."""
+    if "crm_sandbox" in request.fixturenames:
+        request.getfixturevalue("sandbox_as_crm")
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """The tenant fixture creates a user; a fast hasher keeps that out of every test's time."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

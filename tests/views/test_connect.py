@@ -70,14 +70,20 @@ def test_the_page_lists_real_providers_with_both_ways_and_not_test_fakes(alice):
     assert reverse("syncapp:oauth-start", args=["hubspot"]) in html
     assert 'name="tenant"' not in html  # the OAuth start takes the session's current tenant
     assert html.count("Connect with this token") == 2
-    assert 'name="api_base"' not in html  # not staff, not DEBUG
+    assert 'name="api_base"' not in html  # the override is off
 
 
-def test_staff_see_the_api_base_override(alice, tenant):
+def test_staff_see_the_api_base_override_only_where_it_is_turned_on(alice, tenant, settings):
+    settings.DEBUG = True  # which no longer turns it on
     alice_user = tenant.membership_set.get().user
     alice_user.is_staff = True
     alice_user.save()
+    assert 'name="api_base"' not in alice.get(reverse("syncapp:connect")).content.decode()
+    settings.CRM_API_BASE_OVERRIDE = True
     assert 'name="api_base"' in alice.get(reverse("syncapp:connect")).content.decode()
+    alice_user.is_staff = False
+    alice_user.save()
+    assert 'name="api_base"' not in alice.get(reverse("syncapp:connect")).content.decode()
 
 
 def test_the_status_page_links_to_connect(alice):
@@ -171,6 +177,7 @@ def test_unknown_provider_and_test_fakes_are_refused(alice):
 
 
 def test_a_disallowed_base_url_is_refused(alice, tenant, allowed_hosts):
+    allowed_hosts.CRM_API_BASE_OVERRIDE = True
     alice_user = tenant.membership_set.get().user
     alice_user.is_staff = True
     alice_user.save()
@@ -181,10 +188,20 @@ def test_a_disallowed_base_url_is_refused(alice, tenant, allowed_hosts):
     assert not CrmConnection.objects.exists()
 
 
-def test_non_staff_may_not_override_the_base_url(alice, allowed_hosts):
+@pytest.mark.parametrize("override", [False, True])
+def test_non_staff_may_not_override_the_base_url(alice, allowed_hosts, override):
+    allowed_hosts.CRM_API_BASE_OVERRIDE = override
     data = {"provider": "hubspot", "account_id": "4242", "token": TOKEN, "api_base": "http://127.0.0.1:9/hubspot"}
     response = alice.post(reverse("syncapp:connect-token"), data)
-    assert response.status_code == 400 and "Only staff" in response.content.decode()
+    assert response.status_code == 400 and "cannot be changed here" in response.content.decode()
+    assert not CrmConnection.objects.exists()
+
+
+def test_staff_may_not_override_the_base_url_while_the_override_is_off(alice, tenant, allowed_hosts):
+    tenant.membership_set.get().user.__class__.objects.filter(username="alice").update(is_staff=True)
+    data = {"provider": "hubspot", "account_id": "4242", "token": TOKEN, "api_base": "http://127.0.0.1:9/hubspot"}
+    response = alice.post(reverse("syncapp:connect-token"), data)
+    assert response.status_code == 400 and "cannot be changed here" in response.content.decode()
     assert not CrmConnection.objects.exists()
 
 
@@ -270,10 +287,9 @@ def test_connection_create_reconnects_only_this_tenants_disconnected_account(ten
 
 def test_oauth_round_trip_from_the_connect_page_against_the_sandbox(alice, tenant, crm_sandbox, settings, monkeypatch):
     """The connect page's OAuth form, the sandbox's auto-approving authorize step, and the callback."""
-    settings.DEBUG = False
+    settings.CRM_API_BASE_OVERRIDE = True
     settings.HUBSPOT_CLIENT_ID, settings.HUBSPOT_CLIENT_SECRET = "sandbox-client-id", "sandbox-client-secret"
     settings.PUBLIC_BASE_URL = "http://testserver"
-    settings.CRM_API_ALLOWED_HOSTS = ["127.0.0.1"]
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     user = tenant.membership_set.get().user
     user.is_staff = True
@@ -313,8 +329,7 @@ def test_oauth_round_trip_from_the_connect_page_against_the_sandbox(alice, tenan
 
 
 @pytest.mark.parametrize("provider", ["hubspot", "pipedrive"])
-def test_a_pasted_sandbox_token_finds_its_account_and_a_wrong_one_is_refused(tenant, crm_sandbox, settings, provider):
-    settings.CRM_API_ALLOWED_HOSTS = ["127.0.0.1"]
+def test_a_pasted_sandbox_token_finds_its_account_and_a_wrong_one_is_refused(tenant, crm_sandbox, provider):
     account = crm_sandbox.sandbox.account_create(provider)
 
     with pytest.raises(OAuthError, match=r"failed \(401\)"):

@@ -241,8 +241,8 @@ def test_the_pronouns_banner_stays_until_setup_succeeds(alice, connection):
     assert connection.pronouns_state == CrmConnection.PronounsState.CONFIGURED
 
 
-def test_a_refused_pronouns_setup_shows_the_crms_message(alice, tenant, crm_sandbox):
-    connection, _ = sandbox_connection(tenant, crm_sandbox, "hubspot", missing_scopes=["crm.schemas.contacts.write"])
+def test_a_refused_pronouns_setup_shows_the_crms_message(alice, tenant, sandbox_as_crm):
+    connection, _ = sandbox_connection(tenant, sandbox_as_crm, "hubspot", missing_scopes=["crm.schemas.contacts.write"])
     url = reverse("syncapp:connection-pronouns", args=[connection.pk])
 
     page = alice.post(url, follow=True).content.decode()

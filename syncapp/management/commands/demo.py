@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -8,7 +9,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from syncapp.sandbox.client import SandboxClient, SandboxControlError
+from syncapp.sandbox.client import SandboxClient, SandboxControlError, sandbox_api_environ
 from syncapp.sandbox.demo import AppServer, Demo
 from syncapp.sandbox.server import SandboxServer
 
@@ -48,6 +49,8 @@ class Command(BaseCommand):
         # Short poll intervals, so a person watching sees polls arrive.
         settings.DEFAULT_SYNC_INTERVAL = 60_000
         settings.HUBSPOT_POLL_INTERVAL = 300_000
+        # The demo user (staff) may point a connection at the sandbox from the Connect page.
+        settings.CRM_API_BASE_OVERRIDE = True
         try:
             web = AppServer(host, port if port is not None else (0 if no_serve else 8000)).start()
             sandbox_server = None
@@ -95,7 +98,11 @@ class Command(BaseCommand):
         log = settings.BASE_DIR / "demo-qcluster.log"
         with open(log, "a") as output:
             cluster = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"], cwd=settings.BASE_DIR, stdout=output, stderr=output
+                [sys.executable, "manage.py", "qcluster"],
+                cwd=settings.BASE_DIR,
+                env={**os.environ, **sandbox_api_environ()},
+                stdout=output,
+                stderr=output,
             )
         self.stdout.write(
             "\ncontactsync demo is running.\n"

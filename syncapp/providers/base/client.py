@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import quote
 
 import requests
 from django.conf import settings
@@ -19,7 +20,9 @@ from syncapp.exceptions import (
     ProviderError,
     RateLimitedError,
     TransientProviderError,
+    ValidationError,
 )
+from syncapp.providers.base.api_base import api_base_is_crms_own, api_base_validate
 from syncapp.providers.base.oauth import oauth_token_expiring
 from syncapp.providers.base.ratelimit import rate_limit_wait
 
@@ -63,9 +66,27 @@ class CrmClient:
 
     def __init__(self, *, connection):
         self.connection = connection
-        self.base_url = (connection.api_base_url or self.default_base_url).rstrip("/")
         self.session = requests.Session()
         self.calls = 0
+        self._base_url = None
+        # Whether a failed response's own words may go into error messages, which people see.
+        self.shows_remote_words = True
+
+    @property
+    def base_url(self) -> str:
+        """The connection's API base URL (else the CRM's), checked again at first use.
+
+        A row stored before the check existed, or edited outside the services, must not send the
+        token elsewhere: such a connection fails with an error that asks for attention.
+        """
+        if self._base_url is None:
+            stored, provider = self.connection.api_base_url, self.connection.provider
+            try:
+                self._base_url = api_base_validate(stored, provider=provider) or self.default_base_url
+            except ValidationError as exc:
+                raise ProviderAuthError(f"{self.name}: the connection's API base URL is refused: {exc}") from None
+            self.shows_remote_words = not stored or api_base_is_crms_own(stored, provider=provider)
+        return self._base_url
 
     # Hooks for subclasses ---------------------------------------------------------
 
@@ -141,7 +162,7 @@ class CrmClient:
                     f"{self.name}: the shared rate limit ({key}) is busy; trying again later.",
                     retry_after=interval_ms / 1000 + MAX_INLINE_WAIT,
                 )
-        url = self.base_url + path
+        url = self._url(path)
         try:
             response = self.session.request(
                 method, url, headers=self.auth_headers(), timeout=settings.HTTP_TIMEOUT, **kwargs
@@ -157,8 +178,18 @@ class CrmClient:
         if response.ok or response.status_code in ok_statuses:
             return response
         error = self.error_for(response)
+        if not self.shows_remote_words:
+            # Another server than the CRM (an overridden base URL): its answer is not repeated to people.
+            error.args = (f"{self.name} answered {response.status_code}.",)
         logger.info("%s %s %s -> %s", self.name, method, path, response.status_code)
         raise error
+
+    def _url(self, path: str) -> str:
+        # Paths carry ids from CRM data and webhooks: escaped, an id cannot start a query or a fragment,
+        # and a dot segment (which the HTTP client would resolve) cannot climb out of its endpoint.
+        if not path.startswith("/") or any(segment in (".", "..") for segment in path.split("/")):
+            raise ProviderError(f"{self.name}: refused to request {path!r}, which leaves its API endpoint.")
+        return self.base_url + quote(path, safe="/")
 
 
 def response_json(response: requests.Response) -> dict:

@@ -12,19 +12,24 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from django.core import signing
+from django.views.decorators.debug import sensitive_variables
 from oauthlib.oauth2 import InsecureTransportError, OAuth2Error
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
 from syncapp.exceptions import OAuthError
+from syncapp.providers.base.api_base import api_base_is_crms_own
 
 STATE_SALT = "contactsync.oauth"
+# Local variables a crash report must not show (each function marks its own and its callees' frames).
+SECRETS = ("code", "client_secret", "token", "refresh_token", "access_token", "auth_kwargs", "headers")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ def oauth_endpoint(url: str, api_base_url: str = "") -> str:
     return api_base_url.rstrip("/") + urlsplit(url).path
 
 
+@sensitive_variables(*SECRETS)
 def oauth_authorization_url(
     *, config: OAuthConfig, tenant_id: int, redirect_uri: str, api_base_url: str = "", nonce: str = ""
 ) -> str:
@@ -71,8 +77,9 @@ def oauth_authorization_url(
         salt=STATE_SALT,
     )
     session = OAuth2Session(client_id, redirect_uri=redirect_uri, scope=list(config.scopes) or None)
-    with _oauth_errors(config, client_secret):
-        url, _ = session.authorization_url(oauth_endpoint(config.authorize_url, api_base_url), state=state)
+    authorize_url = oauth_endpoint(config.authorize_url, api_base_url)
+    with _oauth_errors(config, client_secret, authorize_url):
+        url, _ = session.authorization_url(authorize_url, state=state)
     return url
 
 
@@ -93,6 +100,7 @@ def oauth_state_load(*, state: str, provider_id: str, max_age: int = 600) -> dic
     return data
 
 
+@sensitive_variables(*SECRETS)
 def oauth_exchange_code(*, config: OAuthConfig, code: str, redirect_uri: str, token_url: str | None = None) -> dict:
     """Exchange an authorization code for tokens and return them as a credentials dict.
 
@@ -106,13 +114,13 @@ def oauth_exchange_code(*, config: OAuthConfig, code: str, redirect_uri: str, to
         auth_kwargs = {"auth": HTTPBasicAuth(client_id, client_secret), "include_client_id": False}
     else:
         auth_kwargs = {"include_client_id": True, "client_secret": client_secret}
-    with _oauth_errors(config, client_secret):
-        token = session.fetch_token(
-            token_url or config.token_url, code=code, timeout=settings.HTTP_TIMEOUT, **auth_kwargs
-        )
+    token_url = token_url or config.token_url
+    with _oauth_errors(config, client_secret, token_url):
+        token = session.fetch_token(token_url, code=code, timeout=settings.HTTP_TIMEOUT, **auth_kwargs)
     return _credentials_from_token(token)
 
 
+@sensitive_variables(*SECRETS)
 def oauth_refresh(*, config: OAuthConfig, refresh_token: str, token_url: str | None = None) -> dict:
     """Trade a refresh token for a new access token and return the credentials dict.
 
@@ -124,9 +132,10 @@ def oauth_refresh(*, config: OAuthConfig, refresh_token: str, token_url: str | N
         auth_kwargs = {"auth": HTTPBasicAuth(client_id, client_secret)}
     else:
         auth_kwargs = {"client_id": client_id, "client_secret": client_secret}
-    with _oauth_errors(config, client_secret):
+    token_url = token_url or config.token_url
+    with _oauth_errors(config, client_secret, token_url):
         token = session.refresh_token(
-            token_url or config.token_url,
+            token_url,
             refresh_token=refresh_token,
             timeout=settings.HTTP_TIMEOUT,
             **auth_kwargs,
@@ -145,21 +154,26 @@ def oauth_token_expiring(credentials: dict, *, margin: int = 300) -> bool:
     return time.time() + margin >= float(expires_at)
 
 
-def oauth_get_json(*, url: str, description: str, headers: dict[str, str] | None = None) -> dict:
+@sensitive_variables(*SECRETS)
+def oauth_get_json(*, url: str, description: str, provider_id: str, headers: dict[str, str] | None = None) -> dict:
     """GET a JSON document during the flow (such as the account behind a token); failures raise OAuthError.
 
-    ``description`` names the call in messages instead of ``url``, which may contain a token.
+    ``description`` names the call in messages instead of ``url``, which may contain a token. The
+    answer's own words are in the message only when ``url`` is one of ``provider_id``'s own hosts.
     """
     try:
         response = requests.get(url, headers=headers or {}, timeout=settings.HTTP_TIMEOUT)
     except requests.RequestException as exc:
         raise OAuthError(f"{description} failed: {type(exc).__name__}.") from None
     if response.status_code >= 400:
-        raise OAuthError(f"{description} failed ({response.status_code}): {_provider_message(response)}")
+        raise OAuthError(f"{description} failed ({response.status_code}){_provider_message(response, provider_id)}")
     try:
-        return response.json()
+        body = response.json()
     except ValueError:
-        raise OAuthError(f"{description} returned a response that is not JSON.") from None
+        body = None
+    if not isinstance(body, dict):
+        raise OAuthError(f"{description} returned a response that is not a JSON object.")
+    return body
 
 
 # Helpers -----------------------------------------------------------------------------
@@ -184,21 +198,28 @@ def _session(config: OAuthConfig, client_id: str, *, redirect_uri: str | None = 
     session = OAuth2Session(client_id, redirect_uri=redirect_uri)
     # oauthlib parses error bodies only in the RFC shape; checking the status first keeps
     # HubSpot's {"status", "message"} errors readable too.
-    session.register_compliance_hook("access_token_response", _raise_for_status)
-    session.register_compliance_hook("refresh_token_response", _raise_for_status)
+    raise_for_status = partial(_raise_for_status, provider_id=config.provider_id)
+    session.register_compliance_hook("access_token_response", raise_for_status)
+    session.register_compliance_hook("refresh_token_response", raise_for_status)
     return session
 
 
-def _raise_for_status(response: requests.Response) -> requests.Response:
+def _raise_for_status(response: requests.Response, *, provider_id: str) -> requests.Response:
     if response.status_code >= 400:
-        raise OAuthError(f"The token endpoint answered {response.status_code}: {_provider_message(response)}")
+        raise OAuthError(
+            f"The token endpoint answered {response.status_code}{_provider_message(response, provider_id)}"
+        )
     return response
 
 
 @contextmanager
-def _oauth_errors(config: OAuthConfig, client_secret: str) -> Iterator[None]:
-    """Turn library and network failures into OAuthError, with the client secret scrubbed out."""
+def _oauth_errors(config: OAuthConfig, client_secret: str, url: str) -> Iterator[None]:
+    """Turn library and network failures into OAuthError, with the client secret scrubbed out.
+
+    The words of a token response from ``url`` are kept only when it is one of the CRM's own hosts.
+    """
     name = config.provider_id
+    own = api_base_is_crms_own(url, provider=name)
     try:
         yield
     except OAuthError as exc:
@@ -208,16 +229,28 @@ def _oauth_errors(config: OAuthConfig, client_secret: str) -> Iterator[None]:
             f"{name}: OAuth endpoints must use https (set OAUTHLIB_INSECURE_TRANSPORT=1 for a local sandbox)."
         ) from None
     except OAuth2Error as exc:
-        raise OAuthError(_scrub(f"{name}: {exc.error}: {exc.description or ''}".rstrip(": "), client_secret)) from None
+        words = f"{exc.error}: {exc.description or ''}".rstrip(": ") if own else "the token endpoint refused"
+        raise OAuthError(_scrub(f"{name}: {words}", client_secret)) from None
     except requests.RequestException as exc:
         raise OAuthError(f"{name}: the token endpoint could not be reached ({type(exc).__name__}).") from None
     except (ValueError, Warning) as exc:
         # oauthlib raises these for malformed token responses (bad expires_in, changed scope).
-        raise OAuthError(_scrub(f"{name}: unusable token response: {exc}", client_secret)) from None
+        words = f": {exc}" if own else ""
+        raise OAuthError(_scrub(f"{name}: unusable token response{words}", client_secret)) from None
 
 
-def _provider_message(response: requests.Response) -> str:
-    """Return the provider's own words for a failed response (RFC 6749, HubSpot and Pipedrive shapes)."""
+def _provider_message(response: requests.Response, provider_id: str) -> str:
+    """Return ": " and the provider's own words for a failed response (RFC 6749, HubSpot and Pipedrive shapes).
+
+    Empty for a host that is not the CRM's own (an overridden base URL): what another server says is
+    not repeated to people, so a base URL cannot be used to read internal services.
+    """
+    if not api_base_is_crms_own(response.url, provider=provider_id):
+        return "."
+    return ": " + _provider_words(response)
+
+
+def _provider_words(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:

@@ -2,8 +2,10 @@
 
 from urllib.parse import quote
 
+from django.views.decorators.debug import sensitive_variables
+
 from syncapp.exceptions import OAuthError
-from syncapp.providers.base.oauth import OAuthConfig, oauth_get_json
+from syncapp.providers.base.oauth import SECRETS, OAuthConfig, oauth_get_json
 
 DEFAULT_API_BASE_URL = "https://api.hubapi.com"
 
@@ -23,6 +25,7 @@ HUBSPOT_OAUTH = OAuthConfig(
 )
 
 
+@sensitive_variables(*SECRETS)
 def hubspot_token_portal_id(*, token: str, api_base_url: str) -> str:
     """Return the id of the HubSpot portal a private-app token opens (``GET /account-info/v3/details``).
 
@@ -32,6 +35,7 @@ def hubspot_token_portal_id(*, token: str, api_base_url: str) -> str:
     data = oauth_get_json(
         url=f"{base}/account-info/v3/details",
         headers={"Authorization": f"Bearer {token}"},
+        provider_id="hubspot",
         description="Looking up the HubSpot portal of this token",
     )
     if not data.get("portalId"):
@@ -39,11 +43,13 @@ def hubspot_token_portal_id(*, token: str, api_base_url: str) -> str:
     return str(data["portalId"])
 
 
+@sensitive_variables(*SECRETS)
 def hubspot_portal_id(*, access_token: str, api_base_url: str) -> str:
     """Return the id of the HubSpot portal (``hub_id``) an access token belongs to."""
     base = (api_base_url or DEFAULT_API_BASE_URL).rstrip("/")
     data = oauth_get_json(
         url=f"{base}/oauth/v1/access-tokens/{quote(access_token, safe='')}",
+        provider_id="hubspot",
         description="Looking up the HubSpot portal",
     )
     if not data.get("hub_id"):

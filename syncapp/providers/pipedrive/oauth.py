@@ -1,7 +1,9 @@
 """Pipedrive's OAuth 2.0 app: endpoints, and the company behind a token."""
 
+from django.views.decorators.debug import sensitive_variables
+
 from syncapp.exceptions import OAuthError
-from syncapp.providers.base.oauth import OAuthConfig, oauth_get_json
+from syncapp.providers.base.oauth import SECRETS, OAuthConfig, oauth_get_json
 
 DEFAULT_API_BASE_URL = "https://api.pipedrive.com"
 
@@ -17,6 +19,7 @@ PIPEDRIVE_OAUTH = OAuthConfig(
 )
 
 
+@sensitive_variables(*SECRETS)
 def pipedrive_company_id(*, access_token: str, api_domain: str, api_token: bool = False) -> str:
     """Return the id of the Pipedrive company a token belongs to (``GET /api/v1/users/me``).
 
@@ -26,6 +29,7 @@ def pipedrive_company_id(*, access_token: str, api_domain: str, api_token: bool 
     body = oauth_get_json(
         url=f"{base}/api/v1/users/me",
         headers={"x-api-token": access_token} if api_token else {"Authorization": f"Bearer {access_token}"},
+        provider_id="pipedrive",
         description="Looking up the Pipedrive company",
     )
     company_id = (body.get("data") or {}).get("company_id")

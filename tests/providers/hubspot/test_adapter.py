@@ -407,7 +407,8 @@ def test_without_the_pronouns_property_sync_runs_on_and_reports_it(connection, m
     assert sent_json(mocked.calls[-1])["inputs"][0]["properties"] == {"email": "p@example.com"}
 
 
-def test_the_base_url_is_configurable_per_connection(tenant, mocked):
+def test_the_base_url_is_configurable_per_connection(tenant, mocked, settings):
+    settings.CRM_API_ALLOWED_HOSTS = ["127.0.0.1:8765"]
     sandbox = connection_create(
         tenant=tenant, provider="hubspot", account_id="777", credentials={"access_token": "t"},
         api_base_url="http://127.0.0.1:8765/hubspot/777",
