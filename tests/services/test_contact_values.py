@@ -77,12 +77,12 @@ def test_the_admin_refuses_a_control_character(client, tenant):
 
 
 def test_a_csv_row_with_a_nul_is_reported_and_the_rows_after_it_are_imported(tenant):
-    stream = io.StringIO(
+    stream = io.BytesIO(
         "email,first_name,last_name,phone,job_title,pronouns\n"
         "ann@example.com,Ann,,,,\n"
         "bad@example.com,Bad\x00Name,,,,\n"
         "zed\u200b@example.com,Zed,,,,\n"
-        "cy@example.com,Cy,,,,\n"
+        "cy@example.com,Cy,,,,\n".encode()
     )
 
     report = contacts_import_csv(tenant=tenant, stream=stream)

@@ -223,7 +223,7 @@ def test_a_csv_import_rejects_the_suppressed_row_and_keeps_the_others(tenant):
     person_forget(tenant=tenant, emails=[EMAIL], source=Suppression.Source.OPERATOR, by="ops")
     csv_text = "email,first_name,last_name,phone,job_title,pronouns\nada@example.com,Ada,,,,\ngrace@example.com,,,,,\n"
 
-    report = contacts_import_csv(tenant=tenant, stream=io.StringIO(csv_text))
+    report = contacts_import_csv(tenant=tenant, stream=io.BytesIO(csv_text.encode()))
 
     assert report.created == 1
     assert report.errors == [(2, SUPPRESSED_MESSAGE)]
