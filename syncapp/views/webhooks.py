@@ -1,6 +1,7 @@
 """The webhook endpoint every provider shares: check the size, verify, parse, store, queue, answer."""
 
 import logging
+import re
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -15,6 +16,8 @@ from syncapp.providers import get_webhook_handler, provider_ids
 from syncapp.services.webhooks import webhook_event_record, webhook_process_schedule, webhook_rejection_count
 
 logger = logging.getLogger(__name__)
+
+WEBHOOK_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _refuse(request, provider_id: str, status: int, reason: str) -> JsonResponse:
@@ -45,6 +48,9 @@ def provider_webhook(request, provider_id: str, connection_key: str | None = Non
         return _refuse(request, provider_id, 404, "Unknown provider.")
     connection = None
     if connection_key is not None:
+        # Keys are token_urlsafe strings; anything else (a NUL, which PostgreSQL refuses) names no connection.
+        if not WEBHOOK_KEY.fullmatch(connection_key):
+            return _refuse(request, provider_id, 404, "Unknown connection key.")
         connection = CrmConnection.objects.filter(provider=provider_id, webhook_key=connection_key).first()
         if connection is None:
             return _refuse(request, provider_id, 404, "Unknown connection key.")

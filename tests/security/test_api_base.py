@@ -420,3 +420,73 @@ def test_a_crash_report_hides_the_code_and_the_client_secret(alice, no_allowed_h
     assert "*****" in frames["oauth_callback"]["code"]
     assert "*****" in frames["oauth_connection_complete"]["code"]
     assert "*****" in frames["oauth_exchange_code"]["client_secret"]
+
+
+# Redirects and plain http ----------------------------------------------------------------------------
+
+
+class Redirector(Listener):
+    """A server on loopback that answers every request with a redirect to ``target``."""
+
+    def __init__(self, target: str, status: int = 307):
+        super().__init__()
+        handler = self.httpd.RequestHandlerClass
+        handler.do_GET = handler.do_POST = handler.do_PATCH = lambda request: self._redirect(request, target, status)
+
+    @staticmethod
+    def _redirect(handler, target, status):
+        handler.send_response(status)
+        handler.send_header("Location", target + handler.path)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+
+@pytest.fixture
+def redirector(listener):
+    server = Redirector(listener.url)
+    yield server
+    server.stop()
+
+
+def test_a_crm_redirect_is_not_followed_with_the_token(tenant, no_allowed_hosts, listener, redirector):
+    no_allowed_hosts.CRM_API_ALLOWED_HOSTS = [redirector.netloc]
+    connection = connection_create(
+        tenant=tenant, provider="pipedrive", account_id="1", credentials={"access_token": TOKEN},
+        api_base_url=redirector.url,
+    )  # fmt: skip
+    with pytest.raises(ProviderError, match="redirect"):
+        get_adapter(connection).client.person_get("1")
+    assert listener.received == []
+
+
+def test_the_token_check_follows_no_redirect(alice, staff_override, listener, redirector):
+    staff_override.CRM_API_ALLOWED_HOSTS = [redirector.netloc]
+    data = {"provider": "pipedrive", "token": TOKEN, "api_base": redirector.url}
+    response = alice.post(reverse("syncapp:connect-token"), data)
+    assert response.status_code == 400 and "redirect" in response.content.decode()
+    assert listener.received == []
+
+
+def test_the_oauth_exchange_follows_no_redirect_with_the_client_secret(
+    tenant, no_allowed_hosts, listener, redirector, monkeypatch
+):
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    no_allowed_hosts.CRM_API_ALLOWED_HOSTS = [redirector.netloc]
+    with pytest.raises(OAuthError, match="redirect"):
+        oauth_connection_complete(
+            tenant=tenant,
+            provider_id="hubspot",
+            code=CODE,
+            redirect_uri="https://sync.example.com/cb",
+            api_base_url=redirector.url,
+        )
+    assert listener.received == []
+
+
+@pytest.mark.parametrize(
+    "provider, url", [("hubspot", "http://api.hubapi.com"), ("pipedrive", "http://acme.pipedrive.com")]
+)
+def test_the_crms_own_host_needs_https(no_allowed_hosts, provider, url):
+    with pytest.raises(ValidationError, match="https"):
+        api_base_validate(url, provider=provider)
+    assert api_base_validate(url.replace("http:", "https:"), provider=provider) == url.replace("http:", "https:")

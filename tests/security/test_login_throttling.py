@@ -140,9 +140,26 @@ def test_behind_a_proxy_spoofed_forwarded_addresses_do_not_reset_the_count(tenan
         (2, "198.51.100.7", "10.0.0.2"),  # shorter than the proxy chain: not trusted
         (1, "192.0.2.1, not-an-address", "10.0.0.2"),
         (1, "", "10.0.0.2"),
+        (1, "2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::"),  # one /64 is one client
     ],
 )
 def test_client_ip_trusts_only_the_entries_the_configured_proxies_added(rf, settings, proxies, forwarded_for, expected):
     settings.TRUSTED_PROXY_COUNT = proxies
     request = rf.post("/accounts/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded_for)
     assert client_ip(request) == expected
+
+
+@pytest.mark.parametrize(
+    ("remote_addr", "expected"),
+    [("2001:db8::1", "2001:db8::"), ("2001:db8:0:0:ffff::9", "2001:db8::"), ("::ffff:192.0.2.5", "192.0.2.5")],
+)
+def test_client_ip_counts_an_ipv6_client_by_its_64_network(rf, settings, remote_addr, expected):
+    settings.TRUSTED_PROXY_COUNT = 0
+    assert client_ip(rf.post("/accounts/login/", REMOTE_ADDR=remote_addr)) == expected
+
+
+def test_rotating_addresses_within_one_ipv6_64_does_not_reset_the_count(tenant):
+    for attempt in range(LIMIT):
+        log_in(Client(REMOTE_ADDR=f"2001:db8:7:7::{attempt + 1:x}"), "alice", "wrong")
+    assert log_in(Client(REMOTE_ADDR="2001:db8:7:7::ffff"), "alice", "pw-alice-123").status_code == 429
+    assert log_in(Client(REMOTE_ADDR="2001:db8:7:8::1"), "alice", "pw-alice-123").status_code == 302

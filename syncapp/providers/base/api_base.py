@@ -87,11 +87,16 @@ def api_base_validate(url: str, *, provider: str) -> str:
     if not url:
         return ""
     base = api_base_parse(url)
-    if not (_host_listed(base, _crm_hosts(provider)) or _host_listed(base, settings.CRM_API_ALLOWED_HOSTS)):
+    if _host_listed(base, settings.CRM_API_ALLOWED_HOSTS):
+        return base.url
+    if not _host_listed(base, _crm_hosts(provider)):
         raise ValidationError(
             f"API base URL host '{base.host}' (port {base.effective_port}) is neither a host of the CRM "
             "nor in CRM_API_ALLOWED_HOSTS."
         )
+    # The CRM itself is only ever spoken to over TLS: plain http would send its token in clear.
+    if base.scheme != "https":
+        raise ValidationError(f"API base URL '{base.url}' must use https to reach the CRM's own host.")
     return base.url
 
 

@@ -164,8 +164,9 @@ class CrmClient:
                 )
         url = self._url(path)
         try:
+            # Never followed: requests would resend the token headers (all but Authorization) to any host.
             response = self.session.request(
-                method, url, headers=self.auth_headers(), timeout=settings.HTTP_TIMEOUT, **kwargs
+                method, url, headers=self.auth_headers(), timeout=settings.HTTP_TIMEOUT, allow_redirects=False, **kwargs
             )
         except requests.Timeout as exc:
             raise TransientProviderError(f"{self.name}: {method} {path} timed out") from exc
@@ -175,6 +176,10 @@ class CrmClient:
             self.calls += 1
         if response.status_code == 401 and not refreshed and self.refresh_auth():
             return self._send(method, path, ok_statuses=ok_statuses, refreshed=True, **kwargs)
+        if response.is_redirect:
+            raise ProviderError(
+                f"{self.name}: {method} {path} answered a redirect ({response.status_code}), not followed."
+            )
         if response.ok or response.status_code in ok_statuses:
             return response
         error = self.error_for(response)

@@ -162,9 +162,12 @@ def oauth_get_json(*, url: str, description: str, provider_id: str, headers: dic
     answer's own words are in the message only when ``url`` is one of ``provider_id``'s own hosts.
     """
     try:
-        response = requests.get(url, headers=headers or {}, timeout=settings.HTTP_TIMEOUT)
+        # A redirect is not followed: the token in the headers would go to a host nobody checked.
+        response = requests.get(url, headers=headers or {}, timeout=settings.HTTP_TIMEOUT, allow_redirects=False)
     except requests.RequestException as exc:
         raise OAuthError(f"{description} failed: {type(exc).__name__}.") from None
+    if response.is_redirect:
+        raise OAuthError(f"{description} failed: answered a redirect ({response.status_code}), not followed.")
     if response.status_code >= 400:
         raise OAuthError(f"{description} failed ({response.status_code}){_provider_message(response, provider_id)}")
     try:
@@ -196,6 +199,8 @@ def _session(config: OAuthConfig, client_id: str, *, redirect_uri: str | None = 
     # No scope on the token session: Pipedrive answers with its own comma-separated scope string,
     # which oauthlib would otherwise report as a changed scope and raise on.
     session = OAuth2Session(client_id, redirect_uri=redirect_uri)
+    # A redirect would resend the code, the refresh token and the client secret to an unchecked host.
+    session.max_redirects = 0
     # oauthlib parses error bodies only in the RFC shape; checking the status first keeps
     # HubSpot's {"status", "message"} errors readable too.
     raise_for_status = partial(_raise_for_status, provider_id=config.provider_id)
@@ -231,6 +236,8 @@ def _oauth_errors(config: OAuthConfig, client_secret: str, url: str) -> Iterator
     except OAuth2Error as exc:
         words = f"{exc.error}: {exc.description or ''}".rstrip(": ") if own else "the token endpoint refused"
         raise OAuthError(_scrub(f"{name}: {words}", client_secret)) from None
+    except requests.TooManyRedirects:
+        raise OAuthError(f"{name}: the token endpoint answered a redirect, which is not followed.") from None
     except requests.RequestException as exc:
         raise OAuthError(f"{name}: the token endpoint could not be reached ({type(exc).__name__}).") from None
     except (ValueError, Warning) as exc:

@@ -147,7 +147,7 @@ class PipedriveWebhookHandler(WebhookHandler):
         # that is long or holds control characters is hashed to fit the column and the database.
         event_id = str(event_id)
         if len(event_id) > MAX_DEDUPE_ID or not event_id.isprintable():
-            event_id = hashlib.sha256(event_id.encode()).hexdigest()
+            event_id = hashlib.sha256(event_id.encode(errors="surrogatepass")).hexdigest()
         account_id = event_type = rejected = ""
         try:
             missing = [name for name in REQUIRED_META if meta.get(name) in (None, "")]

@@ -182,6 +182,12 @@ def test_an_event_id_with_control_characters_is_hashed_into_the_key():
     assert len(notice.dedupe_key) == len("pipedrive:") + 64
 
 
+def test_an_event_id_with_a_lone_surrogate_is_hashed_into_the_key():
+    body = json.dumps(load_event("person.change", id="\ud800")).encode()  # valid JSON, not encodable as UTF-8
+    (notice,) = PipedriveWebhookHandler().parse(body)
+    assert len(notice.dedupe_key) == len("pipedrive:") + 64
+
+
 def test_numeric_company_id_is_routed_as_a_string():
     (notice,) = PipedriveWebhookHandler().parse(json.dumps(load_event("person.create", company_id=8087566)).encode())
     assert notice.account_id == COMPANY_ID
@@ -281,6 +287,16 @@ def test_the_shared_url_without_a_connection_key_is_refused(pipedrive, settings)
 @pytest.mark.django_db
 def test_unknown_connection_key_is_not_found(pipedrive):
     assert post("/webhooks/pipedrive/nope/", load_event("person.create")).status_code == 404
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["ab%00c", "%00", "a%20b", "a" * 65])
+def test_a_connection_key_that_cannot_be_one_is_not_found(pipedrive, key):
+    # A NUL reached the database before: PostgreSQL refuses it with a DataError (a 500).
+    response = post(f"/webhooks/pipedrive/{key}/", load_event("person.create"))
+    assert response.status_code == 404
+    assert response.json() == {"error": "Unknown connection key."}
     assert not WebhookEvent.objects.exists()
 
 
