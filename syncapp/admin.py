@@ -32,6 +32,7 @@ from syncapp.models import (
     WebhookEvent,
     WebhookRejection,
 )
+from syncapp.selectors.contacts import contact_search_query
 from syncapp.services.conflicts import conflict_acknowledge, conflict_pick, conflict_restore
 from syncapp.services.connections import api_base_validate, connection_delete, connection_pause, connection_resume
 from syncapp.services.contacts import contact_create, contact_delete, contact_update, contact_validate
@@ -535,3 +536,18 @@ class SuppressionAdmin(SyncStateAdmin):
     def lift(self, request, queryset):
         count = suppressions_lift(suppressions=queryset, by=request.user.get_username())
         self.message_user(request, f"Lifted {_count(count, 'suppression')}.", messages.SUCCESS)
+
+
+def admin_search_bound(site: admin.AdminSite) -> None:
+    """Bound every registered admin's search as the contacts page bounds its own.
+
+    Each word of a search becomes one more condition per search field: a few thousand words made a
+    query too large for the database to plan (a 500).
+    """
+    for model_admin in site._registry.values():
+        unbounded = model_admin.get_search_results
+
+        def bounded(request, queryset, search_term, _unbounded=unbounded):
+            return _unbounded(request, queryset, contact_search_query(search_term).text)
+
+        model_admin.get_search_results = bounded

@@ -6,4 +6,10 @@ class SyncappConfig(AppConfig):
     verbose_name = "Contact sync"
 
     def ready(self):
+        from django.contrib import admin
+
         from syncapp import checks  # noqa: F401  (registers the system checks)
+        from syncapp.admin import admin_search_bound
+
+        # Here, not in syncapp.admin: every app's admin (auth's, axes') is registered by now.
+        admin_search_bound(admin.site)

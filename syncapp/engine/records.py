@@ -56,6 +56,21 @@ def normalize_email(value: str | None) -> str:
     return f"{local}@{domain}"
 
 
+def email_spellings(email: str) -> list[str]:
+    """The ways a CRM may hold ``email`` (one in normalize_email's form): as it is, and with its domain in Unicode.
+
+    CRMs search emails as typed, so a record whose user typed ``bücher.example`` is not found by
+    ``xn--bcher-kva.example``; a lookup asks for both, and the answers are matched by normalize_email.
+    """
+    local, at, domain = email.rpartition("@")
+    if not at or "xn--" not in domain:
+        return [email]
+    try:
+        return [email, f"{local}@{idna.decode(domain)}"]
+    except idna.IDNAError:
+        return [email]
+
+
 @dataclass(frozen=True)
 class ContactRecord:
     """The universal contact. Values are normalised on construction so comparisons are exact."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from syncapp.engine import ContactRecord, RemoteState, normalize_email
+from syncapp.engine import ContactRecord, RemoteState, email_spellings, normalize_email
 from syncapp.exceptions import (
     PartialWriteError,
     ProviderAuthError,
@@ -117,7 +117,13 @@ class HubspotAdapter(CrmAdapter):
         return self._read(ids=list(remote_ids))
 
     def find_by_emails(self, emails):
-        return self._read(ids=list(emails), id_property="email")
+        spellings = [spelling for email in emails for spelling in email_spellings(email)]
+        size = self.max_batch_size  # a second spelling can take a batch over HubSpot's limit
+        return [
+            found
+            for start in range(0, len(spellings), size)
+            for found in self._read(ids=spellings[start : start + size], id_property="email")
+        ]
 
     def _read(self, *, ids: list[str], id_property: str | None = None) -> list[RemoteState]:
         body = self.client.batch_read(ids=ids, properties=self.properties, id_property=id_property)

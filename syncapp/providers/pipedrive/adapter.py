@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 
 from django.core.cache import cache
 
-from syncapp.engine import ContactRecord, RemoteState
+from syncapp.engine import ContactRecord, RemoteState, email_spellings
 from syncapp.exceptions import (
     PartialWriteError,
     ProviderAuthError,
@@ -142,7 +142,8 @@ class PipedriveAdapter(CrmAdapter):
         return [self.to_record(item) for item in body.get("data") or [] if not item.get("is_deleted")]
 
     def find_by_emails(self, emails):
-        ids = sorted({pid for email in emails for pid in self.client.persons_search_email(email)}, key=int)
+        spellings = [spelling for email in emails for spelling in email_spellings(email)]
+        ids = sorted({pid for spelling in spellings for pid in self.client.persons_search_email(spelling)}, key=int)
         found = []
         for start in range(0, len(ids), self.max_batch_size):
             found += self.read_many(ids[start : start + self.max_batch_size])

@@ -141,6 +141,18 @@ def test_a_page_all_in_one_millisecond_follows_after_and_the_10000_cap_moves_to_
     assert [r.remote_id for r in records] == [str(i) for i in range(200)] + ["9999"]
 
 
+def test_an_idna_email_is_also_read_with_its_domain_in_unicode_within_the_batch_limit(adapter, mocked):
+    # HubSpot looks the email up as its user typed it: the IDNA form alone misses "bücher".
+    mocked.post(f"{CONTACTS}/batch/read", json={"status": "COMPLETE", "results": []})
+    emails = [f"p{n}@xn--bcher-kva.example" for n in range(60)]
+
+    assert adapter.find_by_emails(emails) == []
+
+    batches = [sent_json(call)["inputs"] for call in mocked.calls]
+    assert [len(batch) for batch in batches] == [100, 20]
+    assert batches[0][:2] == [{"id": "p0@xn--bcher-kva.example"}, {"id": "p0@bücher.example"}]
+
+
 def test_batch_read_by_id_and_by_email(adapter, mocked):
     mocked.post(f"{CONTACTS}/batch/read", json={"status": "COMPLETE", "results": [contact(7, "a@example.com")]})
     mocked.post(

@@ -331,6 +331,16 @@ def test_first_contact_searches_each_email_and_reads_the_matches_by_id(connectio
     assert calls(mocked, "GET", "/api/v2/persons?")[0].request.params["ids"] == "11,30"
 
 
+def test_an_idna_email_is_also_searched_with_its_domain_in_unicode(connection, mocked):
+    # Pipedrive matches the email as its user typed it: the IDNA form alone misses "bücher".
+    mocked.get(f"{PERSONS}/search", json={"success": True, "data": {"items": []}})
+
+    assert get_adapter(connection).find_by_emails(["bob@xn--bcher-kva.example"]) == []
+
+    terms = [call.request.params["term"] for call in calls(mocked, "GET", "/persons/search")]
+    assert terms == ["bob@xn--bcher-kva.example", "bob@bücher.example"]
+
+
 def test_oauth_connections_send_a_bearer_token(tenant, mocked):
     import time
 
