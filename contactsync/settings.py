@@ -257,6 +257,10 @@ LOGGING = {
     },
 }
 
+# Crash reports mask secrets in query strings too (the OAuth callback's code), not only POST fields.
+DEFAULT_EXCEPTION_REPORTER = "syncapp.crash_reports.QueryMaskingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "syncapp.crash_reports.QueryMaskingFilter"
+
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 if SENTRY_DSN:
     try:

@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client, RequestFactory
 from django.urls import reverse
-from django.views.debug import ExceptionReporter
+from django.views.debug import ExceptionReporter, get_exception_reporter_class
 
 from syncapp.exceptions import OAuthError, ProviderAuthError, ProviderError, ValidationError
 from syncapp.models import CrmConnection
@@ -420,6 +420,21 @@ def test_a_crash_report_hides_the_code_and_the_client_secret(alice, no_allowed_h
     assert "*****" in frames["oauth_callback"]["code"]
     assert "*****" in frames["oauth_connection_complete"]["code"]
     assert "*****" in frames["oauth_exchange_code"]["client_secret"]
+
+
+def test_a_crash_report_masks_the_code_in_the_query_string(settings):
+    settings.DEBUG = False
+    request = RequestFactory().get(
+        "/oauth/hubspot/callback/", {"code": CODE, "state": "s-1"}, RAW_URI="/x?code=" + CODE
+    )
+    try:
+        raise RuntimeError("the callback crashed")
+    except RuntimeError:
+        reporter = get_exception_reporter_class(request)(request, *sys.exc_info())
+
+    for report in (reporter.get_traceback_text(), reporter.get_traceback_html()):
+        assert "the callback crashed" in report and "s-1" in report
+        assert CODE not in report
 
 
 # Redirects and plain http ----------------------------------------------------------------------------
