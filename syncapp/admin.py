@@ -408,7 +408,7 @@ class SyncConflictAdmin(SyncStateAdmin):
 class SyncRunAdmin(SyncStateAdmin):
     list_display = [
         "pk", "connection_link", "trigger", "status", "started_at", "finished_at",
-        "created", "updated", "deleted", "conflicts", "errors", "excluded", "api_calls",
+        "created", "updated", "deleted", "conflicts", "errors", "pending", "excluded", "api_calls",
     ]  # fmt: skip
     list_filter = ["status", "trigger", "connection__provider", "connection__tenant"]
     list_select_related = ["connection__tenant"]
@@ -425,7 +425,17 @@ class SyncRunAdmin(SyncStateAdmin):
 
     @admin.display(description="Counts")
     def counts(self, obj):
-        names = ["created", "updated", "deleted", "unchanged", "conflicts", "errors", "excluded", "api_calls"]
+        names = [
+            "created",
+            "updated",
+            "deleted",
+            "unchanged",
+            "conflicts",
+            "errors",
+            "pending",
+            "excluded",
+            "api_calls",
+        ]
         return _pretty_json({name: getattr(obj, name) for name in names})
 
     @admin.display(description="Error")

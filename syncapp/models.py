@@ -247,6 +247,9 @@ class SyncRun(models.Model):
     conflicts = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
     excluded = models.PositiveIntegerField(default=0)
+    pending = models.PositiveIntegerField(
+        default=0, help_text="CRM writes not made yet after a transient error; they wait for the next run."
+    )
     api_calls = models.PositiveIntegerField(default=0)
     skipped_fields = models.CharField(
         max_length=200, blank=True, help_text="Fields the CRM account cannot hold yet, left out of this run."

@@ -244,7 +244,7 @@ def connection_status_list(*, tenant: Tenant) -> list[ConnectionStatus]:
 def _counts(run: SyncRun) -> str:
     return (
         f"{run.created} created, {run.updated} updated, {run.deleted} deleted, "
-        f"{run.conflicts} conflicts, {run.errors} errors"
+        f"{run.conflicts} conflicts, {run.errors} errors" + (f", {run.pending} not written yet" if run.pending else "")
     )
 
 
@@ -294,7 +294,10 @@ def connection_status_json(*, connection: CrmConnection) -> dict:
             "trigger": last.trigger,
             "started_at": last.started_at.isoformat(),
             "finished_at": last.finished_at.isoformat() if last.finished_at else None,
-            **{name: getattr(last, name) for name in ("created", "updated", "deleted", "conflicts", "errors")},
+            **{
+                name: getattr(last, name)
+                for name in ("created", "updated", "deleted", "conflicts", "errors", "pending")
+            },
             "error": last.error,
         },
         "last_run_summary": run_summary(last),

@@ -72,11 +72,13 @@ class SyncCounts:
     conflicts: int = 0
     errors: int = 0
     excluded: int = 0
+    # CRM writes this run did not make (a transient error, or not tried after one): queued, no failure.
+    pending: int = 0
     planned: list[PairPlan] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
         """The counts a SyncRun stores."""
-        names = ("created", "updated", "deleted", "unchanged", "conflicts", "errors", "excluded")
+        names = ("created", "updated", "deleted", "unchanged", "conflicts", "errors", "excluded", "pending")
         return {name: getattr(self, name) for name in names}
 
 
@@ -181,6 +183,8 @@ class ConnectionSync:
         self.held: dict[str, _Held] = {}
         # Records named by a webhook that the CRM refused to read, with its reason (see hinted).
         self.refused: dict[str, str] = {}
+        # Why the latest CRM write counted in counts.pending was not made.
+        self.pending_reason = ""
 
     # Entry points ---------------------------------------------------------------
 
@@ -402,11 +406,11 @@ class ConnectionSync:
             pairs = self._hold(pairs, remotes=remotes, local_states=local_states)
         results, stopped = self._write_remote(pairs)
         if stopped is not None:
+            # The writes stopped partway: apply what the CRM took, then fail with the error. The
+            # other pairs stay unapplied, and their contacts wait in the outbox for a later run.
+            self._queue_unwritten([pair for pair in pairs if pair.remote_op and id(pair) not in results], stopped)
             if not results:
                 raise stopped
-            # The writes stopped partway: apply what the CRM took, then fail with the error. The
-            # other pairs stay unapplied, as in a batch whose writes all failed, so their outbox rows
-            # wait for a later run.
             pairs = [pair for pair in pairs if id(pair) in results]
         links_by_contact = {link.contact_id: link for link in links}
         settled = {id(pair) for pair in pairs if self._settled(pair, links_by_contact)}
@@ -538,8 +542,32 @@ class ConnectionSync:
             # and the write must be planned against that edit (one read per batch of held writes).
             self.hinted(chunk)
 
-    def _count_pair(self, pair: PairPlan) -> None:
-        ops = {pair.local_op, pair.remote_op} - {""}
+    def _queue_unwritten(self, pairs: list[PairPlan], error: Exception) -> None:
+        """Keep in the outbox the contacts whose CRM writes this run did not make; none is a failure.
+
+        A create among them may have been made before the error (a dropped connection): the next
+        push reads the contact's CRM record by email before it plans another create.
+        """
+        if not pairs:
+            return
+        self.counts.pending += len(pairs)
+        self.pending_reason = str(error)
+        contact_ids = {pair.contact_id for pair in pairs if pair.contact_id}
+        queued = OutboxEntry.objects.filter(connection=self.connection, contact_id__in=contact_ids)
+        waiting = contact_ids - set(queued.values_list("contact_id", flat=True))
+        OutboxEntry.objects.bulk_create(
+            [
+                OutboxEntry(connection=self.connection, contact_id=pk, attempts=1, last_error=str(error))
+                for pk in sorted(waiting)
+            ]
+        )
+
+    def _count_pair(self, pair: PairPlan, *, crm_written: bool = True) -> None:
+        """Count what the pair changed; a CRM write that failed is counted as an error or as pending instead."""
+        self.counts.conflicts += len(pair.conflicts)
+        ops = {pair.local_op, pair.remote_op if crm_written else ""} - {""}
+        if not ops and not crm_written:
+            return
         if ops & {"create"}:
             self.counts.created += 1
         elif ops & {"delete", "archive"}:
@@ -548,7 +576,6 @@ class ConnectionSync:
             self.counts.updated += 1
         else:
             self.counts.unchanged += 1
-        self.counts.conflicts += len(pair.conflicts)
 
     def _record_exclusions(self, exclusions: list[Exclusion]) -> None:
         self.counts.excluded += len(exclusions)
@@ -624,7 +651,7 @@ class ConnectionSync:
         Runs inside the batch's transaction; ``contact`` is the pair's contact, locked and read again
         for the batch.
         """
-        self._count_pair(pair)
+        self._count_pair(pair, crm_written=result is None or result.ok)
         if contact is not None:
             # A person may have edited the contact while the CRM was written.
             pair = rebase_on_concurrent_edit(pair=pair, planned=planned, current=_local_state(contact), link=link_state)
@@ -692,17 +719,22 @@ class ConnectionSync:
             link.status, link.last_error = ContactLink.Status.PENDING, result.error
             self._requeue(link.contact_id, result.error)
         else:
-            self.counts.errors += 1
             link.remote_id = pair.remote_id
             link.base = pair.base_if_remote_fails.as_dict() if pair.base_if_remote_fails else {}
             link.base_deleted = pair.deleted_if_remote_fails
-            link.status, link.last_error = ContactLink.Status.ERROR, result.error
-            if result.existing_remote_id:
-                link.last_error = (
-                    f"{result.error} That CRM record is linked to another contact; change one of the two emails."
-                )
             if result.retryable:
-                self._requeue(link.contact_id, result.error)
+                # A passing failure is no failure of the record's own: it waits for the next run.
+                link.status, link.last_error = ContactLink.Status.PENDING, f"Not written yet: {result.error}"
+                self.counts.pending += 1
+                self.pending_reason = result.error
+                self._requeue(link.contact_id, result.error, record_failure=False)
+            else:
+                self.counts.errors += 1
+                link.status, link.last_error = ContactLink.Status.ERROR, result.error
+                if result.existing_remote_id:
+                    link.last_error = (
+                        f"{result.error} That CRM record is linked to another contact; change one of the two emails."
+                    )
         if _status_of(pair) == ContactLink.Status.CONFLICT:
             link.status = ContactLink.Status.CONFLICT  # awaiting review outranks a failed write
         link.last_synced_at = timezone.now()
@@ -711,14 +743,20 @@ class ConnectionSync:
     def _linked_elsewhere(self, remote_id: str, link: ContactLink) -> bool:
         return ContactLink.objects.filter(connection=self.connection, remote_id=remote_id).exclude(pk=link.pk).exists()
 
-    def _requeue(self, contact_id: int, error: str) -> None:
-        """Leave a push for a later run; after MAX_RETRY_ATTEMPTS the error stays on the link instead."""
-        failures = (
-            OutboxEntry.objects.filter(connection=self.connection, contact_id=contact_id).aggregate(
-                most=Max("record_failures")
-            )["most"]
-            or 0
-        ) + 1
+    def _requeue(self, contact_id: int, error: str, *, record_failure: bool = True) -> None:
+        """Leave a push for a later run.
+
+        A ``record_failure`` (the CRM refused this record) is queued at most MAX_RETRY_ATTEMPTS times;
+        then the error stays on the link instead. Anything else is queued whatever came before.
+        """
+        failures = 0
+        if record_failure:
+            failures = (
+                OutboxEntry.objects.filter(connection=self.connection, contact_id=contact_id).aggregate(
+                    most=Max("record_failures")
+                )["most"]
+                or 0
+            ) + 1
         if failures <= settings.MAX_RETRY_ATTEMPTS:
             OutboxEntry.objects.create(
                 connection=self.connection,
@@ -826,6 +864,13 @@ def connection_sync(
             if not dry_run:
                 sync.revisit_exclusions()
             run.status = SyncRun.Status.SUCCEEDED
+            if sync.counts.pending:
+                # Not a plain success: some CRM writes wait for the next run (after a backoff).
+                run.status = SyncRun.Status.FAILED
+                run.error = (
+                    f"{sync.counts.pending} records not written to the CRM yet; the next run retries them. "
+                    f"Last reason: {sync.pending_reason}"
+                )
             if not dry_run:
                 connection_status_set(connection=connection, status=CrmConnection.Status.ACTIVE)
         except SyncError as exc:

@@ -248,3 +248,30 @@ def test_a_create_whose_reply_was_lost_is_linked_not_repeated(crm_with_pronouns,
     assert_succeeded(crm.sync(trigger=SyncRun.Trigger.PUSH))
     assert outbox_of(crm) == []
     assert_agree(crm, tenant)
+
+
+def test_pipedrive_writes_failed_by_transient_faults_wait_and_finish_without_a_full_listing(tenant, crm_sandbox):
+    """Issue 12: with 10% of requests failing, app contacts used to be given up until the daily full listing."""
+    crm = make_crm(tenant, crm_sandbox, "pipedrive")
+    crm.setup_pronouns()
+    for number in range(100):
+        contact_create(tenant=tenant, values={"email": f"person{number}@example.com", "first_name": f"P{number}"})
+    crm.sandbox.faults_set(rate=0.1, kinds=["503", "drop"])  # the sandbox's seed makes them the same every time
+
+    runs = [crm.sync() for _ in range(6)]
+    assert faults_answered(crm), "the sandbox did misbehave"
+    assert any(run.status == SyncRun.Status.FAILED and run.pending for run in runs), "unwritten records are reported"
+    assert all(run.errors == 0 for run in runs), "a transient fault is no record's failure"
+    links = ContactLink.objects.filter(connection=crm.connection)
+    assert not links.filter(status=ContactLink.Status.ERROR).exists()
+    written = {record["email"] for record in crm.live()}
+    queued = {entry.contact.email for entry in outbox_of(crm)}
+    assert written | queued == {f"person{number}@example.com" for number in range(100)}, "each written or queued"
+
+    crm.sandbox.faults_set(rate=0)
+    assert_succeeded(crm.sync())
+    assert outbox_of(crm) == []
+    assert len(assert_agree(crm, tenant)) == 100 == len(crm.live())
+    runs = SyncRun.objects.filter(connection=crm.connection)
+    creates = [entry for entry in crm.requests_since(0) if entry["endpoint"] == "POST /api/v2/persons"]
+    assert sum(run.created for run in runs) == 100 == len(creates), "each created once, and counted once"

@@ -286,7 +286,7 @@ def test_permanent_crm_error_is_recorded_on_the_link_and_retried_after_the_next_
     run = sync(connection, trigger=SyncRun.Trigger.PUSH)
 
     link = ContactLink.objects.get(contact=contact)
-    assert run.errors == 1
+    assert (run.errors, run.updated, run.pending) == (1, 0, 0), "a refused write is an error, not an update"
     assert link.status == ContactLink.Status.ERROR and "not-a-phone" in link.last_error
     assert crm.live()[remote_id]["first_name"] == ""
     assert not OutboxEntry.objects.exists()  # a 400 is not retried blindly

@@ -2,7 +2,10 @@
 
 import pytest
 from django.db import DataError
+from django.utils import timezone
+from django_q.models import Schedule
 
+from syncapp.exceptions import TransientProviderError
 from syncapp.models import Contact, ContactLink, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
 from syncapp.services.connections import ConnectionLock
 from syncapp.services.contacts import contact_create, contact_update
@@ -176,22 +179,62 @@ def test_fields_the_account_lacks_are_skipped_and_reported(tenant, monkeypatch):
     assert (record["phone"], record["pronouns"]) == ("2", "they/them")
 
 
-def test_a_record_the_crm_refuses_for_now_is_retried_then_left_with_its_error(tenant, settings):
+def test_a_record_the_crm_refuses_for_now_waits_for_every_next_run_and_is_never_given_up(tenant, settings):
+    # Issue 12: such a record used to be dropped from the outbox after MAX_RETRY_ATTEMPTS runs.
     connection, crm = make_connection(tenant)
     contact = contact_create(tenant=tenant, values={"email": "busy@example.com"})
     sync(connection, trigger=SyncRun.Trigger.PUSH)
     crm.busy_values = {"locked"}
     contact_update(contact=contact, values={"phone": "locked"})
 
-    for failures in range(1, settings.MAX_RETRY_ATTEMPTS + 1):
-        sync(connection, trigger=SyncRun.Trigger.PUSH)
-        assert OutboxEntry.objects.get().record_failures == failures
-    sync(connection, trigger=SyncRun.Trigger.PUSH)
+    for _ in range(settings.MAX_RETRY_ATTEMPTS + 2):
+        run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+        assert (run.status, run.pending, run.errors, run.updated) == (SyncRun.Status.FAILED, 1, 0, 0)
+        assert "try again later" in run.error
+        entry = OutboxEntry.objects.get()
+        assert entry.record_failures == 0, "a passing refusal is no failure of the record"
+        link = ContactLink.objects.get(contact=contact)
+        assert link.status == ContactLink.Status.PENDING and "try again later" in link.last_error
 
+    crm.busy_values = set()
+    run = sync(connection, trigger=SyncRun.Trigger.PUSH)
+    assert (run.updated, run.pending) == (1, 0)
     assert not OutboxEntry.objects.exists()
-    link = ContactLink.objects.get(contact=contact)
-    assert link.status == ContactLink.Status.ERROR and "try again later" in link.last_error
-    assert crm.calls.count("update_many") == settings.MAX_RETRY_ATTEMPTS + 1
+    assert ContactLink.objects.get(contact=contact).status == ContactLink.Status.OK
+    assert [record["phone"] for record in crm.live().values()] == ["locked"]
+
+
+def test_creates_a_full_sync_could_not_make_wait_in_the_outbox_for_the_next_incremental_run(tenant):
+    # Issue 12: contacts no outbox row held (created before the connection) waited for the next full listing.
+    for name in ("ann", "bea", "cy"):
+        contact_create(tenant=tenant, values={"email": f"{name}@example.com"})
+    connection, crm = make_connection(tenant)
+    assert not OutboxEntry.objects.exists()
+
+    def listing_passes(self, name, effect):
+        if name == "create_many":  # the listing passes; the create fails, after the client's retries
+            raise TransientProviderError("create_many: 503 Service Unavailable", status=503, retry_after=7)
+        return effect()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(crm), "call", listing_passes)
+        run = connection_sync(connection=connection, full=True)
+
+    assert (run.status, run.pending, run.created, run.errors) == (SyncRun.Status.FAILED, 3, 0, 0)
+    assert "503" in run.error
+    entries = OutboxEntry.objects.filter(connection=connection)
+    assert sorted(entry.contact.email for entry in entries) == ["ann@example.com", "bea@example.com", "cy@example.com"]
+    assert {entry.record_failures for entry in entries} == {0}
+    assert crm.live() == {}
+    retry = Schedule.objects.get(name=f"contactsync-push-retry-{connection.pk}")
+    assert 6 < (retry.next_run - timezone.now()).total_seconds() <= 7, "the CRM's Retry-After is honoured"
+
+    run = sync(connection)
+    assert run.created == 3
+    assert sorted(record["email"] for record in crm.live().values()) == [
+        f"{n}@example.com" for n in ("ann", "bea", "cy")
+    ]
+    assert not OutboxEntry.objects.exists()
 
 
 def test_a_duplicate_deleted_in_the_crm_is_no_longer_listed(tenant):

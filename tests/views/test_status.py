@@ -220,6 +220,13 @@ def test_status_json_follows_a_running_then_failed_run(alice, connection):
     assert data["last_run_summary"].endswith("2 errors. The CRM answered 500.")
     assert data["last_success_summary"] == "never"
 
+    # Issue 12: writes a transient error left undone are shown, with the CRM's reason.
+    run.errors, run.pending, run.error = 0, 3, "3 records not written to the CRM yet; ... Pipedrive answered 503."
+    run.save()
+    data = alice.get(url).json()
+    assert data["last_run"]["status"] == "failed" and data["last_run"]["pending"] == 3
+    assert data["last_run_summary"].endswith("0 errors, 3 not written yet. " + run.error)
+
     good = SyncRun.objects.create(connection=connection, trigger="manual", status="succeeded", created=4)
     data = alice.get(url).json()
     assert data["last_success_summary"].endswith("(4 created, 0 updated, 0 deleted, 0 conflicts, 0 errors)")

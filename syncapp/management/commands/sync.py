@@ -45,7 +45,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{'Planned' if dry_run else 'Ran'} {run.trigger} sync {run.pk}: {run.status}; created {run.created}, "
             f"updated {run.updated}, deleted {run.deleted}, unchanged {run.unchanged}, conflicts {run.conflicts}, "
-            f"errors {run.errors}, excluded {run.excluded}, API calls {run.api_calls}."
+            f"errors {run.errors}, not written yet {run.pending}, excluded {run.excluded}, API calls {run.api_calls}."
         )
         if run.status == SyncRun.Status.FAILED:
             raise CommandError(f"Sync failed: {run.error}")

@@ -27,7 +27,10 @@ class WriteResult:
     """The per-item outcome of a batch write, in the order of the inputs.
 
     ``existing_remote_id`` is set when a create failed because the CRM already holds a record
-    with that email (HubSpot's 409): the caller links to it instead of failing.
+    with that email (HubSpot's 409): the caller links to it instead of failing. ``retryable`` marks
+    a passing failure (HubSpot's INTERNAL_ERROR for one item, say): the record is not written yet
+    and waits for the next run, never counted as its failure. An error that stops a whole write
+    call is raised instead (PartialWriteError when some items were answered before it).
     """
 
     ok: bool

@@ -163,10 +163,10 @@ class PipedriveAdapter(CrmAdapter):
     def _write_each(self, call, items: list[tuple]) -> list[WriteResult]:
         """Write one by one; if the CRM fails midway, keep what was written.
 
-        A passing failure (a 5xx, a timeout, a 429 to wait out) leaves the rest of the batch to be
-        retried: they are reported as retryable, and queued again. One the connection must wait
-        out (the daily budget spent, refused credentials) raises PartialWriteError with the results
-        so far: the sync applies them and then fails with that error, and the rest stay queued.
+        An error that is not this record's own (a 5xx or dropped connection after the client's
+        retries, a 429 to wait out, the daily budget spent, refused credentials) stops the writes:
+        PartialWriteError carries the results so far, and the sync queues the rest, untried, for
+        a later run. A create the error stopped may have been made; the next run looks it up first.
         """
         results: list[WriteResult] = []
         for args in items:
@@ -174,11 +174,8 @@ class PipedriveAdapter(CrmAdapter):
                 results.append(self._write(call, *args))
             except SyncError as exc:
                 if not results:
-                    raise  # nothing written: the whole batch fails and is retried with backoff
-                if not isinstance(exc, TransientProviderError):
-                    raise PartialWriteError(results, exc) from exc
-                pending = WriteResult(ok=False, retryable=True, error=f"Not written yet: {exc}")
-                return results + [pending] * (len(items) - len(results))
+                    raise
+                raise PartialWriteError(results, exc) from exc
         return results
 
     def _create(self, record: ContactRecord) -> dict:

@@ -8,7 +8,7 @@ import responses
 from responses import matchers
 
 from syncapp.engine import ContactRecord
-from syncapp.exceptions import QuotaExhaustedError, RateLimitedError
+from syncapp.exceptions import QuotaExhaustedError, RateLimitedError, TransientProviderError
 from syncapp.models import Contact, CrmConnection, SyncRun
 from syncapp.providers import get_adapter
 from syncapp.services.connections import connection_create
@@ -365,10 +365,16 @@ def test_a_create_is_never_resent_blindly_and_earlier_creates_keep_their_links(c
 
     run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
 
-    assert run.status == SyncRun.Status.SUCCEEDED
+    # Issue 12: not a success, and no failure of the record (it was marked "Not written yet", an error).
+    assert (run.status, run.created, run.pending, run.errors) == (SyncRun.Status.FAILED, 1, 1, 0)
+    assert "503" in run.error
     assert len(calls(mocked, "POST", "/api/v2/persons")) == 2  # the failed create was not resent
     assert ContactLink.objects.get(contact__email="one@example.com").remote_id == "50"
-    assert OutboxEntry.objects.get().contact.email == "two@example.com"  # looked up again next time
+    assert not ContactLink.objects.filter(contact__email="two@example.com").exists()
+    # Both rows stay (the written contact's is only read again); two's is looked up by email next time.
+    entries = OutboxEntry.objects.filter(connection=connection)
+    assert sorted(entry.contact.email for entry in entries) == ["one@example.com", "two@example.com"]
+    assert {entry.record_failures for entry in entries} == {0}
 
 
 def test_a_budget_spent_after_some_writes_says_what_was_written(connection, mocked):
@@ -383,6 +389,20 @@ def test_a_budget_spent_after_some_writes_says_what_was_written(connection, mock
     assert [(result.ok, result.remote_id) for result in raised.value.results] == [(True, "50")]
     assert isinstance(raised.value.cause, QuotaExhaustedError)
     assert len(calls(mocked, "POST", "/api/v2/persons")) == 2, "nothing sent after the spent budget"
+
+
+def test_a_transient_failure_midway_stops_the_writes_and_marks_nothing_it_did_not_try(connection, mocked):
+    from syncapp.exceptions import PartialWriteError
+
+    mocked.post(PERSONS, json={"success": True, "data": person(50, "one@example.com")})
+    mocked.post(PERSONS, status=503, body="unavailable")
+
+    with pytest.raises(PartialWriteError) as raised:
+        get_adapter(connection).create_many([ContactRecord(email=f"{n}@example.com") for n in ("one", "two", "three")])
+
+    assert [(result.ok, result.remote_id) for result in raised.value.results] == [(True, "50")]
+    assert isinstance(raised.value.cause, TransientProviderError) and raised.value.cause.status == 503
+    assert len(calls(mocked, "POST", "/api/v2/persons")) == 2, "three was not tried; two is not resent blindly"
 
 
 def test_a_budget_spent_during_a_push_links_what_was_written_and_keeps_the_rest_queued(connection, mocked, tenant):
