@@ -12,23 +12,33 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from syncapp.models import Tenant
-from syncapp.selectors.tenants import tenant_for_user, tenants_for_user
-
-SESSION_TENANT = "syncapp_tenant_id"
+from syncapp.selectors.tenants import tenants_for_user
+from syncapp.tenancy import PAGE_TENANT_FIELD, SESSION_TENANT, StaleTenantPage, session_tenant, session_tenant_choose
 
 
 def current_tenant(request: HttpRequest) -> Tenant:
-    """Return the request user's tenant; a signed-in person who belongs to none gets a 403."""
+    """Return the session's current tenant; a signed-in person who belongs to none gets a 403.
+
+    A POST from a page rendered for another tenant (switched since in another tab) raises StaleTenantPage,
+    which ``syncapp.middleware`` turns into a 409 page: nothing is applied to the wrong tenant. A POST
+    without the page's tenant (an API-like client) is taken for the current tenant.
+    """
     tenant = tenant_current_or_none(request)
     if tenant is None:
         raise PermissionDenied("You are not a member of any tenant.")
+    if request.method == "POST" and PAGE_TENANT_FIELD in request.POST:
+        posted = request.POST[PAGE_TENANT_FIELD]
+        if posted != str(tenant.pk):
+            # Matched as text against the user's own tenants: any posted junk is just "another tenant".
+            names = {str(pk): name for pk, name in tenants_for_user(user=request.user).values_list("pk", "name")}
+            raise StaleTenantPage(page_tenant_name=names.get(posted), current=tenant)
     return tenant
 
 
 def tenant_current_or_none(request: HttpRequest) -> Tenant | None:
-    """The tenant chosen in this session if the user is still a member of it, else their first by name."""
+    """The session's current tenant (see ``syncapp.tenancy.session_tenant``), forgetting a choice no longer valid."""
     chosen = request.session.get(SESSION_TENANT)
-    tenant = tenant_for_user(user=request.user, tenant_id=chosen)
+    tenant = session_tenant(request)
     if chosen is not None and (tenant is None or tenant.pk != chosen):
         # The membership was removed: forget the choice, so adding it back does not switch silently.
         del request.session[SESSION_TENANT]
@@ -46,7 +56,7 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     tenant = tenants_for_user(user=request.user).filter(pk=tenant_id).first()
     if tenant is None:
         raise Http404("No such tenant.")
-    request.session[SESSION_TENANT] = tenant.pk
+    session_tenant_choose(request, tenant)
     messages.success(request, f"You are now working in {tenant.name}.")
     return redirect(_back_to(request))
 

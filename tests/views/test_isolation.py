@@ -10,7 +10,7 @@ from django.urls import URLPattern, reverse
 
 from syncapp import urls
 from syncapp.models import ContactLink, CrmConnection, SyncConflict
-from syncapp.views.tenancy import SESSION_TENANT
+from syncapp.tenancy import SESSION_TENANT
 from tests.views.test_conflicts import make_conflict
 
 pytestmark = pytest.mark.django_db
