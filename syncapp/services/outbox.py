@@ -126,12 +126,11 @@ def push_retry_delay(*, attempts: int, retry_after: float | None = None) -> floa
 
 def push_retry_schedule(*, connection_id: int, delay: float) -> None:
     """Queue one push for later through a django-q2 schedule (one per connection, the latest wins)."""
-    from django_q.models import Schedule
-    from django_q.tasks import schedule
+    from syncapp.services.schedules import schedule_once_upsert
 
-    name = f"contactsync-push-retry-{connection_id}"
-    Schedule.objects.filter(name=name).delete()
-    schedule(PUSH_TASK, connection_id, name=name, next_run=timezone.now() + timedelta(seconds=delay))
+    schedule_once_upsert(
+        name=f"contactsync-push-retry-{connection_id}", func=PUSH_TASK, args=(connection_id,), delay=delay
+    )
 
 
 def outbox_follow_up(*, connection: CrmConnection, failed: bool, retry_after: float | None = None) -> None:

@@ -1,12 +1,58 @@
-"""django-q2 schedules that poll each connection: created, updated and removed to follow connections."""
+"""django-q2 schedules: each connection's poll, and the one-off retries, kept one per name."""
+
+from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection as db_connection
+from django.db import transaction
+from django.utils import timezone
 from django_q.models import Schedule
 
 from syncapp.models import CrmConnection
 from syncapp.providers import get_adapter_class, provider_ids
 
 POLL_TASK = "syncapp.tasks.connection_poll"
+
+
+# Namespace of the PostgreSQL advisory locks taken per schedule name (any fixed int4 of ours).
+_ADVISORY_LOCK_NAMESPACE = 0x5C4ED
+
+
+def _name_lock(name: str) -> None:
+    """Serialise writers of one schedule name until the transaction ends.
+
+    django-q2 keeps names unique only by checking before inserting, so two workers rescheduling
+    at once can both insert. On PostgreSQL an advisory lock per name orders them; SQLite
+    transactions begin IMMEDIATE here (settings.DATABASES), which already serialises writers.
+    """
+    if db_connection.vendor == "postgresql":
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_ADVISORY_LOCK_NAMESPACE, name])
+
+
+def schedule_upsert(*, name: str, func: str, args: tuple, **fields) -> Schedule:
+    """Create or update the one schedule called ``name``; the last caller's fields win. Race-free.
+
+    ``fields`` are Schedule fields (next_run, schedule_type, minutes, repeats); those not given keep
+    their stored value, or the model default for a new schedule. Duplicates left by an earlier race
+    are removed.
+    """
+    with transaction.atomic():
+        _name_lock(name)
+        schedule = Schedule.objects.filter(name=name).order_by("pk").first() or Schedule(name=name)
+        schedule.func, schedule.args = func, repr(args)
+        for field, value in fields.items():
+            setattr(schedule, field, value)
+        schedule.full_clean()
+        schedule.save()
+        Schedule.objects.filter(name=name).exclude(pk=schedule.pk).delete()
+    return schedule
+
+
+def schedule_once_upsert(*, name: str, func: str, args: tuple, delay: float) -> Schedule:
+    """Run ``func(*args)`` once, ``delay`` seconds from now: one pending run per name, the latest request wins."""
+    run_at = timezone.now() + timedelta(seconds=delay)
+    return schedule_upsert(name=name, func=func, args=args, schedule_type=Schedule.ONCE, repeats=-1, next_run=run_at)
 
 
 def _schedule_name(connection_id: int) -> str:
@@ -28,17 +74,14 @@ def connection_schedule_update(*, connection: CrmConnection) -> Schedule | None:
     if connection.status not in CrmConnection.SYNCABLE_STATUSES or connection.provider not in provider_ids():
         Schedule.objects.filter(name=name).delete()
         return None
-    schedule, _ = Schedule.objects.update_or_create(
+    return schedule_upsert(
         name=name,
-        defaults={
-            "func": POLL_TASK,
-            "args": repr((connection.pk,)),
-            "schedule_type": Schedule.MINUTES,
-            "minutes": poll_interval_minutes(connection),
-            "repeats": -1,
-        },
+        func=POLL_TASK,
+        args=(connection.pk,),
+        schedule_type=Schedule.MINUTES,
+        minutes=poll_interval_minutes(connection),
+        repeats=-1,
     )
-    return schedule
 
 
 def schedules_sync() -> tuple[int, int]:

@@ -12,7 +12,6 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -34,6 +33,7 @@ from syncapp.providers import get_webhook_handler
 from syncapp.providers.base.webhooks import WebhookHandler, WebhookHints, WebhookNotice, shown
 from syncapp.services.connections import connection_lock
 from syncapp.services.outbox import push_retry_delay
+from syncapp.services.schedules import schedule_once_upsert
 from syncapp.services.suppressions import person_forget
 from syncapp.services.sync import connection_sync
 
@@ -129,15 +129,14 @@ def webhook_event_record(
 
 def webhook_process_schedule(*, connection_id: int, delay: float = 0) -> None:
     """Queue processing of a connection's stored events: now, or once after ``delay`` seconds."""
-    from django_q.models import Schedule
-    from django_q.tasks import async_task, schedule
+    from django_q.tasks import async_task
 
     if not delay:
         async_task(PROCESS_TASK, connection_id, group=f"webhooks-{connection_id}")
         return
-    name = f"contactsync-webhooks-retry-{connection_id}"
-    Schedule.objects.filter(name=name).delete()
-    schedule(PROCESS_TASK, connection_id, name=name, next_run=timezone.now() + timedelta(seconds=delay))
+    schedule_once_upsert(
+        name=f"contactsync-webhooks-retry-{connection_id}", func=PROCESS_TASK, args=(connection_id,), delay=delay
+    )
 
 
 def webhook_events_process(*, connection: CrmConnection) -> int:

@@ -53,7 +53,12 @@ def test_bench_sync_reports_calls_against_the_minimum_and_a_naive_baseline(capsy
     for item in results["incremental"]:
         assert item["link_sync"]["status"] == "succeeded"
         assert item["pull"]["updated"] == 4 and item["push"]["updated"] == 4
-        assert item["pull"]["api_calls"] == 1  # one search (HubSpot) or one updated_since page (Pipedrive)
+    pulls = {item["provider"]: item["pull"]["api_calls_by_endpoint"] for item in results["incremental"]}
+    # HubSpot: one search, then its (empty) recycling bin for deletions; Pipedrive: one updated_since page.
+    assert pulls == {
+        "hubspot": {"POST /crm/v3/objects/contacts/search": 1, "GET /crm/v3/objects/contacts": 1},
+        "pipedrive": {"GET /api/v2/persons": 1},
+    }
     hubspot = next(item for item in results["incremental"] if item["provider"] == "hubspot")
     assert hubspot["push"]["api_calls"] == 2  # a batch read and a batch update
     # The benchmark removes the tenants it made.

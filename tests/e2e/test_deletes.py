@@ -114,3 +114,26 @@ def test_hubspot_merge_of_two_linked_records_deletes_the_merged_away_contact(hub
     assert annie.deleted_at is not None
     assert ann.phone == "+1 555 0101", "the merge moved Annie's phone into the survivor"
     assert_agree(crm, tenant)
+
+
+def test_a_hubspot_delete_is_noticed_by_the_next_incremental_poll(hubspot, tenant):
+    crm = hubspot
+    contact_create(tenant=tenant, values={"email": "ann@example.com", "first_name": "Ann"})
+    crm.create(email="bob@example.com", first_name="Bob")
+    crm.create(email="cy@example.com", first_name="Cy")
+    assert_succeeded(crm.sync(full=True))
+    bob_id, cy_id = crm.by_email("bob@example.com")["id"], crm.by_email("cy@example.com")["id"]
+    crm.delete(bob_id)
+    crm.delete(cy_id)
+    with crm.account.lock:
+        crm.account.control_restore(cy_id)  # deleted and restored between two polls: still there
+
+    run = assert_succeeded(crm.sync())
+    assert run.deleted == 1
+    assert Contact.objects.get(email="bob@example.com").deleted_at is not None
+    assert Contact.objects.get(email="cy@example.com").deleted_at is None
+    assert set(assert_agree(crm, tenant)) == {"ann@example.com", "cy@example.com"}
+    mark = crm.mark()
+    again = assert_succeeded(crm.sync())
+    assert (again.created, again.deleted, again.updated) == (0, 0, 0)
+    assert crm.writes_since(mark) == []

@@ -1,11 +1,17 @@
-"""Poll schedules follow connections: created with them, paused with them, removed with them."""
+"""Poll schedules follow connections; retry schedules stay one per name however many workers reschedule them."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from django_q.models import Schedule
 
 from syncapp.models import CrmConnection
+from syncapp.services.outbox import PUSH_TASK, push_retry_schedule
 from syncapp.services.schedules import connection_schedule_update, schedules_sync
+from syncapp.services.webhooks import webhook_process_schedule
 from tests.conftest import make_connection
 
 pytestmark = pytest.mark.django_db
@@ -66,3 +72,49 @@ def test_a_poll_lists_everything_once_the_full_sync_interval_has_passed(tenant, 
     assert listing_after(lambda: connection_poll(connection.pk)) == "list_changed"
     CrmConnection.objects.filter(pk=connection.pk).update(last_full_sync_at=timezone.now() - timedelta(hours=2))
     assert listing_after(lambda: connection_poll(connection.pk)) == "list_all"
+
+
+def _reschedule_concurrently(reschedule, delays):
+    """Call ``reschedule(delay)`` from one thread per delay, all released at once; return what they raised."""
+    from django.db import connection as db_connection
+
+    start = threading.Barrier(len(delays))
+
+    def worker(delay):
+        start.wait()
+        try:
+            reschedule(delay)
+        finally:
+            db_connection.close()  # each thread has its own database connection
+
+    with ThreadPoolExecutor(len(delays)) as pool:
+        futures = [pool.submit(worker, delay) for delay in delays]
+    return [future.exception() for future in futures if future.exception()]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("name", "reschedule"),
+    [
+        ("contactsync-push-retry-7", lambda delay: push_retry_schedule(connection_id=7, delay=delay)),
+        ("contactsync-webhooks-retry-7", lambda delay: webhook_process_schedule(connection_id=7, delay=delay)),
+    ],
+)
+def test_workers_rescheduling_one_retry_at_once_never_fail_and_leave_one_schedule(name, reschedule):
+    """Two workers and webhooks arriving during a long sync reschedule the same retry all the time."""
+    delays = [1000 * (i + 1) for i in range(8)]
+    for _ in range(10):
+        assert _reschedule_concurrently(reschedule, delays) == []
+        (run_at,) = Schedule.objects.filter(name=name).values_list("next_run", flat=True)
+        assert round((run_at - timezone.now()).total_seconds() / 1000) * 1000 in delays
+    reschedule(60)
+    (retry,) = Schedule.objects.filter(name=name)
+    assert (retry.args, retry.schedule_type) == ("(7,)", Schedule.ONCE)
+    assert 55 < (retry.next_run - timezone.now()).total_seconds() <= 60  # the latest request wins
+
+
+def test_rescheduling_merges_the_duplicates_an_earlier_race_left():
+    for _ in range(2):
+        Schedule.objects.create(name="contactsync-push-retry-7", func=PUSH_TASK, args="(7,)")
+    push_retry_schedule(connection_id=7, delay=30)
+    assert Schedule.objects.filter(name="contactsync-push-retry-7").count() == 1

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import requests
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from syncapp.exceptions import (
@@ -23,7 +24,7 @@ from syncapp.exceptions import (
     ValidationError,
 )
 from syncapp.providers.base.api_base import api_base_is_crms_own, api_base_validate
-from syncapp.providers.base.oauth import oauth_token_expiring
+from syncapp.providers.base.oauth import SECRETS, oauth_error_words, oauth_token_expiring
 from syncapp.providers.base.ratelimit import rate_limit_wait
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,59 @@ def _wait(retry_state: RetryCallState) -> float:
         return retry_after
     base = settings.HTTP_RETRY_BASE_DELAY
     return wait_exponential_jitter(multiplier=base, max=base * 30, jitter=base)(retry_state)
+
+
+def crm_retrying(*, idempotent: bool = True) -> Retrying:
+    """The retry policy of every CRM request: TransientProviderErrors, with backoff or the CRM's Retry-After."""
+    return Retrying(
+        retry=retry_if_exception(_retryable if idempotent else _refused_before_acting),
+        stop=stop_after_attempt(settings.MAX_RETRY_ATTEMPTS + 1),
+        wait=_wait,
+        sleep=lambda seconds: _sleep(seconds),
+        reraise=True,
+    )
+
+
+@sensitive_variables(*SECRETS)
+def crm_get_json(*, url: str, description: str, provider_id: str, headers: dict[str, str] | None = None) -> dict:
+    """GET a JSON document outside a connection (the account behind a token); failures raise OAuthError.
+
+    429, 5xx, timeouts and dropped connections are retried like any CRM request. ``description``
+    names the call in messages instead of ``url``, which may contain a token. The answer's own words
+    are in the message only when ``url`` is one of ``provider_id``'s own hosts.
+    """
+    try:
+        response = crm_retrying()(_lookup_get, url, headers or {}, description, provider_id)
+    except TransientProviderError as exc:
+        raise OAuthError(str(exc)) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise OAuthError(f"{description} returned a response that is not a JSON object.")
+    return body
+
+
+@sensitive_variables(*SECRETS)
+def _lookup_get(url: str, headers: dict[str, str], description: str, provider_id: str) -> requests.Response:
+    try:
+        # A redirect is not followed: the token in the headers would go to a host nobody checked.
+        response = requests.get(url, headers=headers, timeout=settings.HTTP_TIMEOUT, allow_redirects=False)
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise TransientProviderError(f"{description} failed: {type(exc).__name__}.") from None
+    except requests.RequestException as exc:
+        raise OAuthError(f"{description} failed: {type(exc).__name__}.") from None
+    if response.is_redirect:
+        raise OAuthError(f"{description} failed: answered a redirect ({response.status_code}), not followed.")
+    if response.status_code < 400:
+        return response
+    message = f"{description} failed ({response.status_code}){oauth_error_words(response, provider_id)}"
+    if response.status_code == 429:
+        raise RateLimitedError(message, retry_after=_retry_after(response))
+    if response.status_code >= 500:
+        raise TransientProviderError(message, status=response.status_code)
+    raise OAuthError(message)
 
 
 class CrmClient:
@@ -146,14 +200,7 @@ class CrmClient:
         duplicates) is resent only after a 429, which the CRM answers before acting; after any other
         failure the caller looks the record up before trying again.
         """
-        retrying = Retrying(
-            retry=retry_if_exception(_retryable if idempotent else _refused_before_acting),
-            stop=stop_after_attempt(settings.MAX_RETRY_ATTEMPTS + 1),
-            wait=_wait,
-            sleep=lambda seconds: _sleep(seconds),
-            reraise=True,
-        )
-        return retrying(self._send, method, path, ok_statuses=ok_statuses, **kwargs)
+        return crm_retrying(idempotent=idempotent)(self._send, method, path, ok_statuses=ok_statuses, **kwargs)
 
     def _send(self, method: str, path: str, *, ok_statuses=(), refreshed=False, **kwargs) -> requests.Response:
         for key, limit, interval_ms in self.rate_limits(method, path):

@@ -154,31 +154,6 @@ def oauth_token_expiring(credentials: dict, *, margin: int = 300) -> bool:
     return time.time() + margin >= float(expires_at)
 
 
-@sensitive_variables(*SECRETS)
-def oauth_get_json(*, url: str, description: str, provider_id: str, headers: dict[str, str] | None = None) -> dict:
-    """GET a JSON document during the flow (such as the account behind a token); failures raise OAuthError.
-
-    ``description`` names the call in messages instead of ``url``, which may contain a token. The
-    answer's own words are in the message only when ``url`` is one of ``provider_id``'s own hosts.
-    """
-    try:
-        # A redirect is not followed: the token in the headers would go to a host nobody checked.
-        response = requests.get(url, headers=headers or {}, timeout=settings.HTTP_TIMEOUT, allow_redirects=False)
-    except requests.RequestException as exc:
-        raise OAuthError(f"{description} failed: {type(exc).__name__}.") from None
-    if response.is_redirect:
-        raise OAuthError(f"{description} failed: answered a redirect ({response.status_code}), not followed.")
-    if response.status_code >= 400:
-        raise OAuthError(f"{description} failed ({response.status_code}){_provider_message(response, provider_id)}")
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise OAuthError(f"{description} returned a response that is not a JSON object.")
-    return body
-
-
 # Helpers -----------------------------------------------------------------------------
 
 
@@ -212,7 +187,7 @@ def _session(config: OAuthConfig, client_id: str, *, redirect_uri: str | None = 
 def _raise_for_status(response: requests.Response, *, provider_id: str) -> requests.Response:
     if response.status_code >= 400:
         raise OAuthError(
-            f"The token endpoint answered {response.status_code}{_provider_message(response, provider_id)}"
+            f"The token endpoint answered {response.status_code}{oauth_error_words(response, provider_id)}"
         )
     return response
 
@@ -246,7 +221,7 @@ def _oauth_errors(config: OAuthConfig, client_secret: str, url: str) -> Iterator
         raise OAuthError(_scrub(f"{name}: unusable token response{words}", client_secret)) from None
 
 
-def _provider_message(response: requests.Response, provider_id: str) -> str:
+def oauth_error_words(response: requests.Response, provider_id: str) -> str:
     """Return ": " and the provider's own words for a failed response (RFC 6749, HubSpot and Pipedrive shapes).
 
     Empty for a host that is not the CRM's own (an overridden base URL): what another server says is

@@ -6,6 +6,7 @@ import re
 import time
 
 from syncapp.engine import ContactRecord, RemoteState, email_spellings, normalize_email
+from syncapp.engine.records import answered_ids
 from syncapp.exceptions import (
     PartialWriteError,
     ProviderAuthError,
@@ -86,22 +87,48 @@ class HubspotAdapter(CrmAdapter):
         # Taken before the first page, so changes made while the listing runs are picked up by the
         # next incremental read (which goes back SEARCH_OVERLAP_MS once more).
         cursor = str(int(time.time() * 1000) - SEARCH_OVERLAP_MS)
+        for results in self._listing(archived=False):
+            yield RemotePage(records=[self.to_record(item) for item in results], cursor=cursor)
+
+    def _listing(self, *, archived: bool):
         after = None
         while True:
-            body = self.client.list_contacts(properties=self.properties, after=after)
-            yield RemotePage(records=[self.to_record(item) for item in body.get("results", [])], cursor=cursor)
+            body = self.client.list_contacts(properties=self.properties, after=after, archived=archived)
+            yield body.get("results", [])
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
 
     def list_changed(self, *, cursor):
+        since = max(int(cursor or 0) - SEARCH_OVERLAP_MS, 0)
+        yield from self._modified_since(since)
+        # Search never shows archived contacts. Listed after it, the recycling bin shows every
+        # contact archived since the cursor, which never passes the time this read began.
+        yield from self._archived_since(since)
+
+    def _archived_since(self, since: int):
+        """Pages of the contacts archived at or after ``since`` (epoch ms), read back before they count as gone.
+
+        The recycling bin can only be listed whole, in id order (it keeps 90 days of deletions).
+        A contact restored meanwhile, or merged into another (which archives it too), reads back
+        live: the survivor answers for it, so only the contacts still gone are reported deleted.
+        """
+        for results in self._listing(archived=True):  # pages of 100, a batch read's limit
+            recent = [item for item in results if mapping.archived_ms(item) >= since]
+            if recent:
+                live = self.read_many([str(item["id"]) for item in recent])
+                answered = answered_ids(live)
+                gone = [self.to_record(item) for item in recent if str(item["id"]) not in answered]
+                yield RemotePage(records=live + gone)
+
+    def _modified_since(self, since: int):
         def search(since, after):
             body = self.client.search_modified_since(since_ms=since, properties=self.properties, after=after)
             return body.get("results", []), ((body.get("paging") or {}).get("next") or {}).get("after")
 
         pages = changed_since(
             search,
-            since=max(int(cursor or 0) - SEARCH_OVERLAP_MS, 0),
+            since=since,
             stamp=mapping.modified_ms,
             identity=lambda item: (item["id"], item.get("updatedAt")),
             # Past the cap, a query from the next millisecond: more than 10,000 contacts modified in one

@@ -70,8 +70,9 @@ class HubspotClient(CrmClient):
 
     # Contacts ---------------------------------------------------------------------------
 
-    def list_contacts(self, *, properties: list[str], after: str | None) -> dict:
-        params = {"limit": LIST_PAGE_SIZE, "properties": ",".join(properties), "archived": "false"}
+    def list_contacts(self, *, properties: list[str], after: str | None, archived: bool = False) -> dict:
+        """One page of the live contacts, or with ``archived`` of the recycling bin's, in id order."""
+        params = {"limit": LIST_PAGE_SIZE, "properties": ",".join(properties), "archived": str(archived).lower()}
         if after:
             params["after"] = after
         return self.request("GET", CONTACTS, params=params).json()

@@ -63,3 +63,9 @@ def modified_ms(data: dict) -> int:
         return int(value)
     moment = parse_time(value)
     return int(moment.timestamp() * 1000) if moment else 0
+
+
+def archived_ms(data: dict) -> int:
+    """Return when an archived record was archived, in epoch milliseconds (its last update if HubSpot does not say)."""
+    moment = parse_time(data.get("archivedAt") or data.get("updatedAt"))
+    return int(moment.timestamp() * 1000) if moment else 0

@@ -5,7 +5,8 @@ from urllib.parse import quote
 from django.views.decorators.debug import sensitive_variables
 
 from syncapp.exceptions import OAuthError
-from syncapp.providers.base.oauth import SECRETS, OAuthConfig, oauth_get_json
+from syncapp.providers.base.client import crm_get_json
+from syncapp.providers.base.oauth import SECRETS, OAuthConfig
 
 DEFAULT_API_BASE_URL = "https://api.hubapi.com"
 
@@ -32,7 +33,7 @@ def hubspot_token_portal_id(*, token: str, api_base_url: str) -> str:
     The OAuth token lookup below does not know private-app tokens; the account details do.
     """
     base = (api_base_url or DEFAULT_API_BASE_URL).rstrip("/")
-    data = oauth_get_json(
+    data = crm_get_json(
         url=f"{base}/account-info/v3/details",
         headers={"Authorization": f"Bearer {token}"},
         provider_id="hubspot",
@@ -47,7 +48,7 @@ def hubspot_token_portal_id(*, token: str, api_base_url: str) -> str:
 def hubspot_portal_id(*, access_token: str, api_base_url: str) -> str:
     """Return the id of the HubSpot portal (``hub_id``) an access token belongs to."""
     base = (api_base_url or DEFAULT_API_BASE_URL).rstrip("/")
-    data = oauth_get_json(
+    data = crm_get_json(
         url=f"{base}/oauth/v1/access-tokens/{quote(access_token, safe='')}",
         provider_id="hubspot",
         description="Looking up the HubSpot portal",

@@ -3,7 +3,8 @@
 from django.views.decorators.debug import sensitive_variables
 
 from syncapp.exceptions import OAuthError
-from syncapp.providers.base.oauth import SECRETS, OAuthConfig, oauth_get_json
+from syncapp.providers.base.client import crm_get_json
+from syncapp.providers.base.oauth import SECRETS, OAuthConfig
 
 DEFAULT_API_BASE_URL = "https://api.pipedrive.com"
 
@@ -26,7 +27,7 @@ def pipedrive_company_id(*, access_token: str, api_domain: str, api_token: bool 
     ``api_token``: the token is a personal API token, sent as ``x-api-token``, not an OAuth one.
     """
     base = (api_domain or DEFAULT_API_BASE_URL).rstrip("/")
-    body = oauth_get_json(
+    body = crm_get_json(
         url=f"{base}/api/v1/users/me",
         headers={"x-api-token": access_token} if api_token else {"Authorization": f"Bearer {access_token}"},
         provider_id="pipedrive",

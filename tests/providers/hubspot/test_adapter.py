@@ -60,6 +60,14 @@ def sent_json(call):
     return json.loads(call.request.body)
 
 
+def recycling_bin(mocked, *pages):
+    """Answer the listings of archived contacts (an incremental read's last step) with these pages."""
+    archived = matchers.query_param_matcher({"archived": "true"}, strict_match=False)
+    for n, results in enumerate(pages or ([],), start=1):
+        paging = {"paging": {"next": {"after": f"a{n}"}}} if n < len(pages) else {}
+        mocked.get(CONTACTS, json={"results": results, **paging}, match=[archived])
+
+
 def test_full_listing_pages_with_after_and_asks_only_for_mapped_properties(adapter, mocked):
     mocked.get(CONTACTS, json=fixture("contacts_list_page1"), match=[matchers.query_param_matcher({
         "limit": "100", "archived": "false",
@@ -87,6 +95,7 @@ def test_incremental_search_overlaps_the_cursor_sorts_ascending_and_saves_a_curs
     first = [contact(i, f"p{i}@example.com", updatedAt=f"2026-11-25T10:00:0{i}.000Z") for i in range(1, 3)]
     mocked.post(f"{CONTACTS}/search", json={"total": 3, "results": first, "paging": {"next": {"after": "2"}}})
     mocked.post(f"{CONTACTS}/search", json={"total": 2, "results": [first[1], contact(3, "p3@example.com")]})
+    recycling_bin(mocked)
 
     pages = list(adapter.list_changed(cursor="1764064800000"))
 
@@ -105,6 +114,7 @@ def test_each_search_page_is_a_new_query_from_the_last_timestamp_so_writes_betwe
     first = [contact(i, f"p{i}@example.com", updatedAt=f"2026-11-25T10:00:0{i}.000Z") for i in range(1, 3)]
     mocked.post(f"{CONTACTS}/search", json={"results": first, "paging": {"next": {"after": "2"}}})
     mocked.post(f"{CONTACTS}/search", json={"results": [first[1], contact(3, "p3@example.com")]})
+    recycling_bin(mocked)
 
     pages = adapter.list_changed(cursor="1764064800000")
     next(pages)
@@ -130,11 +140,13 @@ def test_a_page_all_in_one_millisecond_follows_after_and_the_10000_cap_moves_to_
     for n in range(50):
         mocked.post(f"{CONTACTS}/search", json={"results": page, "paging": {"next": {"after": str((n + 1) * 200)}}})
     mocked.post(f"{CONTACTS}/search", json={"results": [last]})
+    recycling_bin(mocked)
 
     records = [r for page in adapter.list_changed(cursor="1764064800000") for r in page.records]
 
-    filters = [sent_json(call)["filterGroups"][0]["filters"][0]["value"] for call in mocked.calls]
-    afters = [sent_json(call).get("after") for call in mocked.calls]
+    searches = [call for call in mocked.calls if call.request.method == "POST"]
+    filters = [sent_json(call)["filterGroups"][0]["filters"][0]["value"] for call in searches]
+    afters = [sent_json(call).get("after") for call in searches]
     assert filters[1:51] == ["1795600800000"] * 50
     assert afters[1:51] == [None] + [str(n * 200) for n in range(1, 50)]
     assert (filters[-1], afters[-1]) == ("1795600800001", None)
@@ -151,6 +163,37 @@ def test_an_idna_email_is_also_read_with_its_domain_in_unicode_within_the_batch_
     batches = [sent_json(call)["inputs"] for call in mocked.calls]
     assert [len(batch) for batch in batches] == [100, 20]
     assert batches[0][:2] == [{"id": "p0@xn--bcher-kva.example"}, {"id": "p0@bücher.example"}]
+
+
+def test_an_incremental_read_ends_with_the_contacts_archived_since_its_cursor(adapter, mocked):
+    """Search never shows archived contacts: the recycling bin, listed whole, is filtered by archivedAt."""
+    cursor = 1795600800000  # 2026-11-25T10:00:00Z; the read goes back two minutes from it
+    mocked.post(f"{CONTACTS}/search", json={"results": []})
+
+    def archived(n, at):
+        return {**contact(n, f"gone{n}@example.com"), "archived": True, "archivedAt": at}
+
+    recycling_bin(
+        mocked,
+        [archived(1, "2026-11-24T09:00:00.000Z"), archived(2, "2026-11-25T09:58:30.000Z")],
+        [archived(3, "2026-11-25T10:05:00.000Z"), archived(4, "2026-11-25T10:06:00.000Z")],
+    )
+    # Read back: 2 and 3 are still gone; 4 was merged into 9, which answers for it.
+    mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
+    survivor = contact(9, "kept@example.com", hs_merged_object_ids="4")
+    mocked.post(f"{CONTACTS}/batch/read", json={"results": [survivor]})
+
+    pages = list(adapter.list_changed(cursor=str(cursor)))
+
+    reads = [sent_json(call)["inputs"] for call in mocked.calls if "/batch/read" in call.request.url]
+    assert reads == [[{"id": "2"}], [{"id": "3"}, {"id": "4"}]], "1 was archived before the cursor"
+    assert [[(r.remote_id, r.deleted) for r in page.records] for page in pages] == [
+        [("2", True)],
+        [("9", False), ("3", True)],
+    ]
+    assert all(page.cursor is None for page in pages), "the search's cursor alone moves the watermark"
+    lists = [call.request.url for call in mocked.calls if call.request.method == "GET"]
+    assert "archived=true" in lists[0] and "after=a1" in lists[1]
 
 
 def test_batch_read_by_id_and_by_email(adapter, mocked):
@@ -409,6 +452,7 @@ def test_without_the_pronouns_property_sync_runs_on_and_reports_it(connection, m
 
     contact_create(tenant=tenant, values={"email": "p@example.com", "pronouns": "she/her"})
     mocked.post(f"{CONTACTS}/search", json={"results": []})
+    recycling_bin(mocked)
     mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
     mocked.post(f"{CONTACTS}/batch/create", json={"status": "COMPLETE", "results": [
         {**contact(700, "p@example.com"), "objectWriteTraceId": "0"}]})  # fmt: skip
