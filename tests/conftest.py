@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from django.test import Client
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
@@ -47,6 +48,14 @@ def login_throttling_off(settings):
 @pytest.fixture
 def tenant(db):
     return tenant_create(slug="acme", name="Acme", username="alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def alice(tenant):
+    """A browser signed in as alice, the member of ``tenant``."""
+    client = Client()
+    assert client.login(username="alice", password="pw-alice-123")
+    return client
 
 
 def make_connection(tenant, account_id="crm-1", *, unique_emails=True, on_crm_delete=None, **kwargs):

@@ -18,7 +18,7 @@ import pytest
 import responses
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.urls import reverse
 from django.views.debug import ExceptionReporter, get_exception_reporter_class
 
@@ -78,13 +78,6 @@ def listener():
     server = Listener()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def alice(tenant):
-    client = Client()
-    assert client.login(username="alice", password="pw-alice-123")
-    return client
 
 
 @pytest.fixture

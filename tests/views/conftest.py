@@ -1,17 +1,10 @@
-"""Signed-in clients for the page tests: alice of the tenant acme, bob of another tenant."""
+"""Signed-in clients for the page tests: bob of another tenant (alice of acme is in tests/conftest.py)."""
 
 import pytest
 from django.test import Client
 
 from syncapp.services.tenants import tenant_create
 from tests.conftest import make_connection
-
-
-@pytest.fixture
-def alice(tenant):
-    client = Client()
-    assert client.login(username="alice", password="pw-alice-123")
-    return client
 
 
 @pytest.fixture
