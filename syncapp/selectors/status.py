@@ -11,10 +11,11 @@ from syncapp.exceptions import ProviderNotConfiguredError
 from syncapp.models import ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun, Tenant
 from syncapp.providers import get_adapter_class
 
-HEALTHY, SYNCING, DEGRADED, RATE_LIMITED, ERROR, NEEDS_SETUP, PAUSED, DISCONNECTED = (
+HEALTHY, SYNCING, DEGRADED, RETRYING, RATE_LIMITED, ERROR, NEEDS_SETUP, PAUSED, DISCONNECTED = (
     "healthy",
     "syncing",
     "degraded",
+    "retrying",
     "rate-limited",
     "error",
     "needs-setup",
@@ -25,6 +26,7 @@ BADGE_LABELS = {
     HEALTHY: "Healthy",
     SYNCING: "Syncing",
     DEGRADED: "Degraded",
+    RETRYING: "Retrying",
     RATE_LIMITED: "Rate limited",
     ERROR: "Error",
     NEEDS_SETUP: "Needs setup",
@@ -42,13 +44,15 @@ def connection_badge(
     running: bool,
     last_run_status: str | None,
     last_run_errors: int = 0,
+    last_run_pending: int = 0,
     problem_records: int = 0,
 ) -> str:
     """Return the badge of a connection from its state. Pure: the first matching rule wins.
 
     A disconnected connection says only that. Then a running sync shows (it is what changes next),
     then what stops syncing (a pause, the CRM's daily limit, an error), then what leaves data out
-    (pronouns not set up, records failing or excluded).
+    (pronouns not set up, records failing or excluded). A failed run that left CRM writes pending
+    (the CRM was unavailable for now) is no broken connection: the outbox retries them.
     """
     if status == CrmConnection.Status.DISCONNECTED:
         return DISCONNECTED
@@ -58,8 +62,10 @@ def connection_badge(
         return PAUSED
     if status == CrmConnection.Status.RATE_LIMITED:
         return RATE_LIMITED
-    if status == CrmConnection.Status.ERROR or last_run_status == SyncRun.Status.FAILED:
+    if status == CrmConnection.Status.ERROR:
         return ERROR
+    if last_run_status == SyncRun.Status.FAILED:
+        return RETRYING if last_run_pending else ERROR
     if not pronouns_configured:
         return NEEDS_SETUP
     if last_run_errors or problem_records:
@@ -182,6 +188,7 @@ def _badge_for(connection: CrmConnection, running, last_run, problem_records: in
         running=running is not None,
         last_run_status=last_run.status if last_run else None,
         last_run_errors=last_run.errors if last_run else 0,
+        last_run_pending=last_run.pending if last_run else 0,
         problem_records=problem_records,
     )
 

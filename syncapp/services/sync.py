@@ -722,15 +722,16 @@ class ConnectionSync:
             link.remote_id = pair.remote_id
             link.base = pair.base_if_remote_fails.as_dict() if pair.base_if_remote_fails else {}
             link.base_deleted = pair.deleted_if_remote_fails
-            if result.retryable:
-                # A passing failure is no failure of the record's own: it waits for the next run.
+            if result.retryable and self._requeue(link.contact_id, result.error):
+                # The CRM refused this record for now: it waits for a later run, backing off on its own count.
                 link.status, link.last_error = ContactLink.Status.PENDING, f"Not written yet: {result.error}"
                 self.counts.pending += 1
                 self.pending_reason = result.error
-                self._requeue(link.contact_id, result.error, record_failure=False)
             else:
                 self.counts.errors += 1
                 link.status, link.last_error = ContactLink.Status.ERROR, result.error
+                if result.retryable:
+                    link.last_error = f"{result.error} (refused {settings.MAX_RETRY_ATTEMPTS + 1} times in a row)"
                 if result.existing_remote_id:
                     link.last_error = (
                         f"{result.error} That CRM record is linked to another contact; change one of the two emails."
@@ -743,28 +744,29 @@ class ConnectionSync:
     def _linked_elsewhere(self, remote_id: str, link: ContactLink) -> bool:
         return ContactLink.objects.filter(connection=self.connection, remote_id=remote_id).exclude(pk=link.pk).exists()
 
-    def _requeue(self, contact_id: int, error: str, *, record_failure: bool = True) -> None:
-        """Leave a push for a later run.
+    def _requeue(self, contact_id: int, error: str) -> bool:
+        """Leave a push for a later run, unless the CRM refused this contact too often; return whether queued.
 
-        A ``record_failure`` (the CRM refused this record) is queued at most MAX_RETRY_ATTEMPTS times;
-        then the error stays on the link instead. Anything else is queued whatever came before.
+        Each refusal counts one more ``record_failures`` than the contact's highest; past
+        MAX_RETRY_ATTEMPTS the error stays on the link instead (a Retry or the next full listing
+        tries it again). ``attempts`` follows the count, so the push's backoff grows with it.
         """
-        failures = 0
-        if record_failure:
-            failures = (
-                OutboxEntry.objects.filter(connection=self.connection, contact_id=contact_id).aggregate(
-                    most=Max("record_failures")
-                )["most"]
-                or 0
-            ) + 1
-        if failures <= settings.MAX_RETRY_ATTEMPTS:
-            OutboxEntry.objects.create(
-                connection=self.connection,
-                contact_id=contact_id,
-                attempts=1,
-                record_failures=failures,
-                last_error=error,
-            )
+        failures = (
+            OutboxEntry.objects.filter(connection=self.connection, contact_id=contact_id).aggregate(
+                most=Max("record_failures")
+            )["most"]
+            or 0
+        ) + 1
+        if failures > settings.MAX_RETRY_ATTEMPTS:
+            return False
+        OutboxEntry.objects.create(
+            connection=self.connection,
+            contact_id=contact_id,
+            attempts=failures,
+            record_failures=failures,
+            last_error=error,
+        )
+        return True
 
     def _record_conflicts(self, link: ContactLink, pair: PairPlan) -> None:
         for conflict in pair.conflicts:
@@ -814,7 +816,9 @@ def connection_sync(
     SyncAlreadyRunningError when another sync holds the connection, ConnectionInactiveError when it
     is paused or disconnected. The returned run carries ``plan``: the pair plans with writes
     (filled in on a dry run), and ``refused_remote_ids``: the ``remote_ids`` the CRM refused to
-    read (a 4xx), with its reason; the others were read. ``progress``, when given, is called with
+    read (a 4xx), with its reason; the others were read; and ``writes_pending_only``: the run read
+    and applied everything it was asked to, and failed only because CRM writes wait in the outbox
+    for a later run. ``progress``, when given, is called with
     the number of app contact and CRM record pairs each batch has just reconciled; how many there
     will be is not known beforehand.
     """
@@ -842,6 +846,7 @@ def connection_sync(
             finished_at=timezone.now(),
         )
         run = SyncRun.objects.create(connection=connection, trigger=trigger)
+        run.writes_pending_only = False
         sync = None
 
         def report(pairs: int) -> None:
@@ -864,6 +869,7 @@ def connection_sync(
             if not dry_run:
                 sync.revisit_exclusions()
             run.status = SyncRun.Status.SUCCEEDED
+            run.writes_pending_only = bool(sync.counts.pending)
             if sync.counts.pending:
                 # Not a plain success: some CRM writes wait for the next run (after a backoff).
                 run.status = SyncRun.Status.FAILED

@@ -171,7 +171,8 @@ def webhook_events_process(*, connection: CrmConnection) -> int:
         remote_ids = set().union(*(hints.remote_ids for hints in hints_of.values())) - purge_ids
         if remote_ids:
             run = connection_sync(connection=connection, remote_ids=sorted(remote_ids))
-            if run.status == SyncRun.Status.FAILED:
+            # Writes the CRM did not take yet are the outbox's to finish; the events were applied.
+            if run.status == SyncRun.Status.FAILED and not run.writes_pending_only:
                 error = run.error or f"Sync run {run.pk} failed."
             refused = run.refused_remote_ids
     except SyncAlreadyRunningError:

@@ -179,26 +179,38 @@ def test_fields_the_account_lacks_are_skipped_and_reported(tenant, monkeypatch):
     assert (record["phone"], record["pronouns"]) == ("2", "they/them")
 
 
-def test_a_record_the_crm_refuses_for_now_waits_for_every_next_run_and_is_never_given_up(tenant, settings):
-    # Issue 12: such a record used to be dropped from the outbox after MAX_RETRY_ATTEMPTS runs.
+def test_a_record_the_crm_keeps_refusing_for_now_backs_off_then_fails_visibly_until_retried(tenant, settings):
+    # Issue 12 (review 2): such a record was pushed every 15-45 s forever, its delay never growing.
+    from syncapp.services.outbox import outbox_enqueue_links
+
     connection, crm = make_connection(tenant)
     contact = contact_create(tenant=tenant, values={"email": "busy@example.com"})
     sync(connection, trigger=SyncRun.Trigger.PUSH)
     crm.busy_values = {"locked"}
     contact_update(contact=contact, values={"phone": "locked"})
+    retry = Schedule.objects.filter(name=f"contactsync-push-retry-{connection.pk}")
 
-    for _ in range(settings.MAX_RETRY_ATTEMPTS + 2):
+    for refusals in range(1, settings.MAX_RETRY_ATTEMPTS + 1):
         run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
         assert (run.status, run.pending, run.errors, run.updated) == (SyncRun.Status.FAILED, 1, 0, 0)
         assert "try again later" in run.error
         entry = OutboxEntry.objects.get()
-        assert entry.record_failures == 0, "a passing refusal is no failure of the record"
+        assert entry.record_failures == entry.attempts == refusals
+        delay = (retry.get().next_run - timezone.now()).total_seconds()
+        assert delay > 2**refusals * 15 * 0.5 - 1, "the backoff grows with the record's own refusals"
         link = ContactLink.objects.get(contact=contact)
         assert link.status == ContactLink.Status.PENDING and "try again later" in link.last_error
 
+    run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+    assert (run.status, run.pending, run.errors) == (SyncRun.Status.SUCCEEDED, 0, 1)
+    assert not OutboxEntry.objects.exists(), "no longer pushed on its own"
+    link = ContactLink.objects.get(contact=contact)
+    assert link.status == ContactLink.Status.ERROR and "try again later" in link.last_error
+
     crm.busy_values = set()
+    assert outbox_enqueue_links(links=[link]) == 1  # the status page's Retry
     run = sync(connection, trigger=SyncRun.Trigger.PUSH)
-    assert (run.updated, run.pending) == (1, 0)
+    assert (run.updated, run.pending, run.errors) == (1, 0, 0)
     assert not OutboxEntry.objects.exists()
     assert ContactLink.objects.get(contact=contact).status == ContactLink.Status.OK
     assert [record["phone"] for record in crm.live().values()] == ["locked"]

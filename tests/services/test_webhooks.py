@@ -291,6 +291,26 @@ def test_a_failed_sync_marks_the_events_failed_and_schedules_a_retry(tenant, hub
     assert Contact.objects.filter(email="ada@example.com").exists()
 
 
+def test_events_whose_reads_were_applied_are_processed_while_the_outbox_finishes_their_writes(tenant, hubspot):
+    # Issue 12 (review 2): a write the CRM refused for now failed the events, which were applied already.
+    connection, crm = hubspot
+    contact, remote_id = linked_contact(tenant, connection, crm)
+    crm.busy_values = {"busy"}
+    contact_update(contact=contact, values={"phone": "busy"})
+    crm.user_edit(remote_id, first_name="Augusta")
+    receive(event("contact.propertyChange", objectId=int(remote_id), propertyName="firstname"))
+
+    assert webhook_events_process(connection=connection) == 1
+
+    stored = WebhookEvent.objects.get()
+    assert (stored.status, stored.last_error) == (WebhookEvent.Status.PROCESSED, "")
+    contact.refresh_from_db()
+    assert contact.first_name == "Augusta"
+    assert OutboxEntry.objects.filter(connection=connection, contact=contact).exists()
+    assert Schedule.objects.filter(name=f"contactsync-push-retry-{connection.pk}").exists()
+    assert not Schedule.objects.filter(name=f"contactsync-webhooks-retry-{connection.pk}").exists()
+
+
 def test_events_stay_pending_while_another_sync_runs(hubspot):
     connection, crm = hubspot
     receive(event("contact.creation", objectId=int(crm.user_create(email="ada@example.com"))))

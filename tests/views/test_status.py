@@ -23,6 +23,7 @@ from syncapp.selectors.status import (
     NEEDS_SETUP,
     PAUSED,
     RATE_LIMITED,
+    RETRYING,
     SYNCING,
     connection_badge,
     run_chart,
@@ -45,6 +46,8 @@ ACTIVE, CONFIGURED = CrmConnection.Status.ACTIVE, True
         ({"status": CrmConnection.Status.RATE_LIMITED, "last_run_status": "failed"}, RATE_LIMITED),
         ({"status": CrmConnection.Status.ERROR}, ERROR),
         ({"last_run_status": SyncRun.Status.FAILED, "pronouns_configured": False}, ERROR),
+        ({"last_run_status": SyncRun.Status.FAILED, "last_run_pending": 4, "problem_records": 1}, RETRYING),
+        ({"status": CrmConnection.Status.ERROR, "last_run_status": "failed", "last_run_pending": 4}, ERROR),
         ({"pronouns_configured": False, "last_run_errors": 3}, NEEDS_SETUP),
         ({"last_run_errors": 1}, DEGRADED),
         ({"problem_records": 2}, DEGRADED),
@@ -305,6 +308,23 @@ def test_a_record_the_crm_refused_is_listed_and_a_retry_pushes_it_again(alice, t
     assert crm.live()[link.remote_id]["phone"] == "call me"
     page = alice.get("/").content.decode()
     assert "Failing records (0)" in page and '<span class="badge healthy">Healthy</span>' in page
+
+
+def test_writes_the_crm_refused_for_now_read_as_retrying_with_the_count_and_reason_not_as_error(alice, tenant):
+    # Issue 12 (review 2): a run that only left writes pending showed Error, like expired credentials.
+    connection, crm = make_connection(tenant)
+    _configure_pronouns(connection)
+    contact = contact_create(tenant=tenant, values={"email": "pat@example.com"})
+    connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+    crm.busy_values = {"busy"}
+    contact_update(contact=contact, values={"phone": "busy"})
+    connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
+
+    page = alice.get("/").content.decode()
+    assert '<span class="badge retrying">Retrying</span>' in page
+    assert "1 not written yet" in page and "Record is locked, try again later" in page
+    status = alice.get(reverse("syncapp:connection-status", args=[connection.pk])).json()
+    assert (status["badge"], status["last_run"]["pending"]) == (RETRYING, 1)
 
 
 def test_a_field_already_labelled_pronouns_is_offered_and_can_be_mapped(alice, tenant):
