@@ -190,10 +190,11 @@ class ConnectionSync:
 
     def incremental(self) -> None:
         """Read what changed since the saved cursor, saving the cursor after every page, then what was deleted."""
-        if not self.connection.deletion_cursor:
-            # Fixed before the search moves its cursor, so a scan that fails still starts from here.
-            first = self.adapter.deletions_cursor(changes_cursor=self.connection.sync_cursor or None)
-            self._save_cursor("deletion_cursor", first or "")
+        first = not self.connection.deletion_cursor and self.adapter.deletions_cursor(
+            changes_cursor=self.connection.sync_cursor or None
+        )
+        if first:  # fixed before the search moves its cursor, so a scan that fails still starts from here
+            self._save_cursor("deletion_cursor", first)
         for page in self.adapter.list_changed(cursor=self.connection.sync_cursor or None):
             self.reconcile(remotes=page.records)
             if page.cursor:
@@ -208,7 +209,7 @@ class ConnectionSync:
             if page.records:
                 self.reconcile(remotes=page.records)
             reached = page.cursor or reached
-        if reached:
+        if reached and reached != self.connection.deletion_cursor:
             self._save_cursor("deletion_cursor", reached)
 
     def _save_cursor(self, field: str, value: str) -> None:

@@ -48,4 +48,3 @@ def test_a_deletion_is_found_by_the_poll_after_a_failed_bin_scan(hubspot, tenant
         assert Contact.objects.get(email="cy@example.com").first_name == "Cyrus"
     crm.sync()
     assert Contact.objects.get(email="bob@example.com").deleted_at is not None, "deletion missed by the next poll"
-
