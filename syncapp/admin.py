@@ -218,8 +218,8 @@ class CrmConnectionAdmin(admin.ModelAdmin):
     search_fields = ["account_id", "tenant__slug", "tenant__name", "status_message"]
     date_hierarchy = "created_at"
     readonly_fields = [
-        "webhook_key", "lock_owner", "lock_expires_at", "push_queued_at", "sync_cursor", "last_full_sync_at",
-        "created_at", "updated_at", "related",
+        "webhook_key", "lock_owner", "lock_expires_at", "push_queued_at", "sync_cursor", "deletion_cursor",
+        "last_full_sync_at", "created_at", "updated_at", "related",
     ]  # fmt: skip
     actions = ["sync_now", "pause", "resume"]
 

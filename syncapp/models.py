@@ -131,6 +131,8 @@ class CrmConnection(models.Model):
     )
     rate_limited_until = models.DateTimeField(null=True, blank=True)
     sync_cursor = models.CharField(max_length=200, blank=True)
+    # Where the next scan for CRM deletions starts (CrmAdapter.list_deleted); moves only after a complete scan.
+    deletion_cursor = models.TextField(blank=True)
     last_full_sync_at = models.DateTimeField(null=True, blank=True)
     lock_owner = models.CharField(max_length=64, blank=True, editable=False)
     lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -189,12 +189,33 @@ class ConnectionSync:
     # Entry points ---------------------------------------------------------------
 
     def incremental(self) -> None:
-        """Read what changed since the saved cursor, saving the cursor after every page."""
+        """Read what changed since the saved cursor, saving the cursor after every page, then what was deleted."""
+        first = not self.connection.deletion_cursor and self.adapter.deletions_cursor(
+            changes_cursor=self.connection.sync_cursor or None
+        )
+        if first:  # fixed before the search moves its cursor, so a scan that fails still starts from here
+            self._save_cursor("deletion_cursor", first)
         for page in self.adapter.list_changed(cursor=self.connection.sync_cursor or None):
             self.reconcile(remotes=page.records)
-            if page.cursor and not self.dry_run:
-                self.connection.sync_cursor = page.cursor
-                self.connection.save(update_fields=["sync_cursor"])
+            if page.cursor:
+                self._save_cursor("sync_cursor", page.cursor)
+        if self.connection.deletion_cursor:
+            self._deletions()
+
+    def _deletions(self) -> None:
+        """Apply the deletions since the deletion cursor; the cursor moves only after a complete scan."""
+        reached = None
+        for page in self.adapter.list_deleted(cursor=self.connection.deletion_cursor):
+            if page.records:
+                self.reconcile(remotes=page.records)
+            reached = page.cursor or reached
+        if reached and reached != self.connection.deletion_cursor:
+            self._save_cursor("deletion_cursor", reached)
+
+    def _save_cursor(self, field: str, value: str) -> None:
+        setattr(self.connection, field, value)
+        if not self.dry_run:
+            self.connection.save(update_fields=[field])
 
     def full(self) -> None:
         """List every CRM record, then create in the CRM the app contacts nothing matched.

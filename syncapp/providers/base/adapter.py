@@ -128,10 +128,27 @@ class CrmAdapter:
     def list_changed(self, *, cursor: str | None) -> Iterator[RemotePage]:
         """Yield records changed since ``cursor`` (None: since the beginning), oldest first.
 
-        Deleted records are included with ``deleted=True`` where the CRM reports them. The
-        window may overlap the previous one; the engine is idempotent.
+        Deleted records are included with ``deleted=True`` where the CRM reports them with the
+        changes (``list_deleted`` finds the others). The window may overlap the previous one;
+        the engine is idempotent.
         """
         raise NotImplementedError("subclasses of CrmAdapter must provide a list_changed() method")
+
+    def deletions_cursor(self, *, changes_cursor: str | None) -> str | None:
+        """Return where ``list_deleted`` starts to find the records deleted since a ``list_changed`` cursor.
+
+        None where the CRM cannot list its deletions: the daily full sync finds them.
+        """
+        return None
+
+    def list_deleted(self, *, cursor: str) -> Iterator[RemotePage]:
+        """Yield records deleted since ``cursor`` (``deleted=True``; records found live again as they are).
+
+        Only the last page carries a cursor, where the next scan continues. The engine saves it
+        only after the whole iteration, so a scan cut short by any fault is repeated from the
+        same point and no deletion is skipped.
+        """
+        yield from ()
 
     def read_many(self, remote_ids: list[str]) -> list[RemoteState]:
         """Return the current state of the given records; ids the CRM no longer has are left out."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -27,6 +28,9 @@ from .webhooks import HubspotWebhookHandler
 SEARCH_OVERLAP_MS = 2 * 60 * 1000
 # HubSpot refuses to page a search past 10,000 results.
 SEARCH_RESULT_CAP = 10_000
+# Contacts archived in one batch may reach the recycling bin a moment apart, so a scan looks
+# this far behind the latest archivedAt it saw (skipping the ids it already reported there).
+BIN_OVERLAP_MS = SEARCH_OVERLAP_MS
 EXISTING_ID = re.compile(r"Existing ID: (\d+)")
 
 
@@ -100,26 +104,41 @@ class HubspotAdapter(CrmAdapter):
                 return
 
     def list_changed(self, *, cursor):
-        since = max(int(cursor or 0) - SEARCH_OVERLAP_MS, 0)
-        yield from self._modified_since(since)
-        # Search never shows archived contacts. Listed after it, the recycling bin shows every
-        # contact archived since the cursor, which never passes the time this read began.
-        yield from self._archived_since(since)
+        yield from self._modified_since(max(int(cursor or 0) - SEARCH_OVERLAP_MS, 0))
 
-    def _archived_since(self, since: int):
-        """Pages of the contacts archived at or after ``since`` (epoch ms), read back before they count as gone.
+    def deletions_cursor(self, *, changes_cursor):
+        # The first scan starts where the search would (cursor - 2 min): the cursor is our clock's
+        # and archivedAt HubSpot's, so the search's lookback covers the skew once. Later scans go
+        # by archivedAt alone.
+        return _bin_cursor(since=max(int(changes_cursor or 0) - SEARCH_OVERLAP_MS, 0), handled=[])
 
-        The recycling bin can only be listed whole, in id order (it keeps 90 days of deletions).
-        A contact restored meanwhile, or merged into another (which archives it too), reads back
-        live: the survivor answers for it, so only the contacts still gone are reported deleted.
+    def list_deleted(self, *, cursor):
+        """Pages of the contacts archived since ``cursor``, read back before they count as gone.
+
+        Search never shows archived contacts, and the recycling bin (90 days of deletions) can
+        only be listed whole, in id order. A contact restored meanwhile, or merged into another
+        (which archives it too), reads back live: the survivor answers for it, so only the
+        contacts still gone are reported deleted. The cursor, on the last page, is the latest
+        archivedAt seen minus BIN_OVERLAP_MS, with the ids already reported inside that overlap
+        so they are not read again.
         """
+        state = json.loads(cursor)
+        since, handled = state["since"], set(state["handled"])
+        archived_at: dict[str, int] = {}
         for results in self._listing(archived=True):  # pages of 100, a batch read's limit
-            recent = [item for item in results if mapping.archived_ms(item) >= since]
-            if recent:
-                live = self.read_many([str(item["id"]) for item in recent])
+            recent = {str(item["id"]): item for item in results if mapping.archived_ms(item) >= since}
+            archived_at.update({remote_id: mapping.archived_ms(item) for remote_id, item in recent.items()})
+            unseen = [item for remote_id, item in recent.items() if remote_id not in handled]
+            if unseen:
+                live = self.read_many([str(item["id"]) for item in unseen])
                 answered = answered_ids(live)
-                gone = [self.to_record(item) for item in recent if str(item["id"]) not in answered]
+                gone = [self.to_record(item) for item in unseen if str(item["id"]) not in answered]
                 yield RemotePage(records=live + gone)
+        if archived_at:
+            since = max(since, max(archived_at.values()) - BIN_OVERLAP_MS)
+            handled = sorted(remote_id for remote_id, moment in archived_at.items() if moment >= since)
+            cursor = _bin_cursor(since=since, handled=handled)
+        yield RemotePage(records=[], cursor=cursor)
 
     def _modified_since(self, since: int):
         def search(since, after):
@@ -224,6 +243,10 @@ class HubspotAdapter(CrmAdapter):
             CustomFieldResult(key=prop["name"], created=False, label=prop.get("label") or "")
             for prop in self.client.property_list()
         ]
+
+
+def _bin_cursor(*, since: int, handled: list[str]) -> str:
+    return json.dumps({"since": since, "handled": handled}, separators=(",", ":"))
 
 
 def _non_empty(values: dict[str, str]) -> dict[str, str]:

@@ -95,7 +95,6 @@ def test_incremental_search_overlaps_the_cursor_sorts_ascending_and_saves_a_curs
     first = [contact(i, f"p{i}@example.com", updatedAt=f"2026-11-25T10:00:0{i}.000Z") for i in range(1, 3)]
     mocked.post(f"{CONTACTS}/search", json={"total": 3, "results": first, "paging": {"next": {"after": "2"}}})
     mocked.post(f"{CONTACTS}/search", json={"total": 2, "results": [first[1], contact(3, "p3@example.com")]})
-    recycling_bin(mocked)
 
     pages = list(adapter.list_changed(cursor="1764064800000"))
 
@@ -114,7 +113,6 @@ def test_each_search_page_is_a_new_query_from_the_last_timestamp_so_writes_betwe
     first = [contact(i, f"p{i}@example.com", updatedAt=f"2026-11-25T10:00:0{i}.000Z") for i in range(1, 3)]
     mocked.post(f"{CONTACTS}/search", json={"results": first, "paging": {"next": {"after": "2"}}})
     mocked.post(f"{CONTACTS}/search", json={"results": [first[1], contact(3, "p3@example.com")]})
-    recycling_bin(mocked)
 
     pages = adapter.list_changed(cursor="1764064800000")
     next(pages)
@@ -140,7 +138,6 @@ def test_a_page_all_in_one_millisecond_follows_after_and_the_10000_cap_moves_to_
     for n in range(50):
         mocked.post(f"{CONTACTS}/search", json={"results": page, "paging": {"next": {"after": str((n + 1) * 200)}}})
     mocked.post(f"{CONTACTS}/search", json={"results": [last]})
-    recycling_bin(mocked)
 
     records = [r for page in adapter.list_changed(cursor="1764064800000") for r in page.records]
 
@@ -165,14 +162,13 @@ def test_an_idna_email_is_also_read_with_its_domain_in_unicode_within_the_batch_
     assert batches[0][:2] == [{"id": "p0@xn--bcher-kva.example"}, {"id": "p0@bücher.example"}]
 
 
-def test_an_incremental_read_ends_with_the_contacts_archived_since_its_cursor(adapter, mocked):
+def archived(n, at):
+    return {**contact(n, f"gone{n}@example.com"), "archived": True, "archivedAt": at}
+
+
+def test_the_first_deletion_scan_reads_the_bin_whole_from_the_search_cursor_and_ends_with_a_watermark(adapter, mocked):
     """Search never shows archived contacts: the recycling bin, listed whole, is filtered by archivedAt."""
-    cursor = 1795600800000  # 2026-11-25T10:00:00Z; the read goes back two minutes from it
-    mocked.post(f"{CONTACTS}/search", json={"results": []})
-
-    def archived(n, at):
-        return {**contact(n, f"gone{n}@example.com"), "archived": True, "archivedAt": at}
-
+    cursor = adapter.deletions_cursor(changes_cursor="1795600800000")  # 2026-11-25T10:00:00Z, our clock
     recycling_bin(
         mocked,
         [archived(1, "2026-11-24T09:00:00.000Z"), archived(2, "2026-11-25T09:58:30.000Z")],
@@ -183,17 +179,65 @@ def test_an_incremental_read_ends_with_the_contacts_archived_since_its_cursor(ad
     survivor = contact(9, "kept@example.com", hs_merged_object_ids="4")
     mocked.post(f"{CONTACTS}/batch/read", json={"results": [survivor]})
 
-    pages = list(adapter.list_changed(cursor=str(cursor)))
+    pages = list(adapter.list_deleted(cursor=cursor))
 
     reads = [sent_json(call)["inputs"] for call in mocked.calls if "/batch/read" in call.request.url]
-    assert reads == [[{"id": "2"}], [{"id": "3"}, {"id": "4"}]], "1 was archived before the cursor"
+    assert reads == [[{"id": "2"}], [{"id": "3"}, {"id": "4"}]], "1 was archived before the cursor - 2 min"
     assert [[(r.remote_id, r.deleted) for r in page.records] for page in pages] == [
         [("2", True)],
         [("9", False), ("3", True)],
+        [],
     ]
-    assert all(page.cursor is None for page in pages), "the search's cursor alone moves the watermark"
+    assert [page.cursor for page in pages[:-1]] == [None, None], "only a complete scan moves the watermark"
+    # HubSpot's latest archivedAt (10:06) minus the overlap, with the ids already reported inside it.
+    assert json.loads(pages[-1].cursor) == {"since": 1795601160000 - 120_000, "handled": ["3", "4"]}
     lists = [call.request.url for call in mocked.calls if call.request.method == "GET"]
     assert "archived=true" in lists[0] and "after=a1" in lists[1]
+
+
+def test_a_deletion_scan_reads_back_only_what_it_has_not_reported_and_keeps_its_cursor_when_nothing_is_new(
+    adapter, mocked
+):
+    cursor = json.dumps({"since": 1795601040000, "handled": ["3", "4"]})  # 10:04, 3 and 4 done
+    old = [archived(2, "2026-11-25T09:58:30.000Z"), archived(3, "2026-11-25T10:05:00.000Z")]
+    recycling_bin(mocked, [*old, archived(4, "2026-11-25T10:06:00.000Z")])
+
+    pages = list(adapter.list_deleted(cursor=cursor))
+
+    assert [call.request.method for call in mocked.calls] == ["GET"], "nothing read back again"
+    assert [page.records for page in pages] == [[]]
+    assert json.loads(pages[-1].cursor) == json.loads(cursor)
+
+    mocked.calls.reset()
+    recycling_bin(mocked, [*old, archived(4, "2026-11-25T10:06:00.000Z"), archived(5, "2026-11-25T10:05:30.000Z")])
+    mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
+
+    pages = list(adapter.list_deleted(cursor=cursor))
+
+    reads = [sent_json(call)["inputs"] for call in mocked.calls if "/batch/read" in call.request.url]
+    assert reads == [[{"id": "5"}]], "archived before the latest one seen, inside the overlap: still found"
+    assert [(r.remote_id, r.deleted) for r in pages[0].records] == [("5", True)]
+    assert json.loads(pages[-1].cursor) == {"since": 1795601040000, "handled": ["3", "4", "5"]}
+
+
+def test_a_failed_bin_page_leaves_the_deletion_cursor_where_it_was(connection, mocked):
+    """A poll whose scan fails after the search saved its cursor: the next poll scans from the old point."""
+    connection.sync_cursor = "1795600800000"
+    connection.save(update_fields=["sync_cursor"])
+    later = contact(1, "p1@example.com", updatedAt="2026-11-25T10:30:00.000Z")
+    mocked.post(f"{CONTACTS}/search", json={"results": [later]})
+    mocked.post(f"{CONTACTS}/batch/read", json={"results": []})
+    mocked.post(f"{CONTACTS}/batch/create", json={"status": "COMPLETE", "results": []})
+    archived_only = matchers.query_param_matcher({"archived": "true"}, strict_match=False)
+    mocked.get(CONTACTS, status=400, json={"status": "error", "message": "bad"}, match=[archived_only])
+    mocked.assert_all_requests_are_fired = False
+
+    run = connection_sync(connection=connection)
+
+    connection.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED
+    assert connection.sync_cursor == str(1795602600000), "the search's progress is kept"
+    assert json.loads(connection.deletion_cursor) == {"since": 1795600800000 - 120_000, "handled": []}
 
 
 def test_batch_read_by_id_and_by_email(adapter, mocked):
