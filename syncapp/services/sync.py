@@ -672,7 +672,7 @@ class ConnectionSync:
         Runs inside the batch's transaction; ``contact`` is the pair's contact, locked and read again
         for the batch.
         """
-        self._count_pair(pair, crm_written=result is None or result.ok)
+        crm_written = result is None or result.ok
         if contact is not None:
             # A person may have edited the contact while the CRM was written.
             pair = rebase_on_concurrent_edit(pair=pair, planned=planned, current=_local_state(contact), link=link_state)
@@ -683,6 +683,8 @@ class ConnectionSync:
             # service's own transaction is rolled back and the record is listed with the reason.
             self._record_local_refusal(pair, link, exc)
             return False
+        # Counted once applied: a refused record is an error, not also a creation or an update.
+        self._count_pair(pair, crm_written=crm_written)
         link = link or ContactLink(connection=self.connection, contact=contact)
         self._update_link(link, pair, result)
         self._record_conflicts(link, pair)

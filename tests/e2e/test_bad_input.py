@@ -46,10 +46,11 @@ def test_a_crm_value_longer_than_the_app_holds_is_left_out_and_the_run_goes_on(c
     long_email = crm.create(email=f"{'e' * 300}@example.com", first_name="Eve")
     crm.create(email="good@example.com", first_name="Good")
 
-    for _ in range(2):
-        run = crm.sync(full=True)
-        assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    runs = [crm.sync(full=True) for _ in range(2)]
 
+    assert [run.status for run in runs] == [SyncRun.Status.SUCCEEDED] * 2, runs[0].error
+    # The counts are true: the refused records are errors on every run, never also creations.
+    assert [(run.created, run.errors) for run in runs] == [(1, 2), (0, 2)]
     assert list(Contact.objects.values_list("email", flat=True)) == ["good@example.com"]
     excluded = {item.record_id: item for item in ExcludedRecord.objects.filter(connection=crm.connection)}
     assert set(excluded) == {long_name, long_email}
