@@ -156,7 +156,7 @@ AXES_CLIENT_IP_CALLABLE = "syncapp.client_ip.client_ip"
 # EMAIL_* settings. Without it nothing can be mailed, so the password reset pages are not served (urls.py).
 EMAIL_URL = env.str("EMAIL_URL", default="")
 if EMAIL_URL:
-    vars().update(env.email_url("EMAIL_URL"))
+    globals().update(env.email_url("EMAIL_URL"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 PASSWORD_RESET_ENABLED = bool(EMAIL_URL)
 

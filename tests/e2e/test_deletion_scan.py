@@ -24,7 +24,7 @@ def _iso(moment):
 
 @pytest.mark.parametrize("bin_fails", [False, True])
 def test_a_deletion_is_found_by_the_poll_after_a_failed_bin_scan(hubspot, tenant, bin_fails, monkeypatch):
-    """Review 2: the search saved its cursor, then the bin listing failed; the next poll must still see Bob gone."""
+    """The search saved its cursor, then the bin listing failed: the next poll must still see Bob gone."""
     crm = hubspot
     contact_create(tenant=tenant, values={"email": "ann@example.com", "first_name": "Ann"})
     crm.create(email="bob@example.com", first_name="Bob")
