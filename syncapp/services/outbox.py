@@ -56,8 +56,18 @@ def outbox_enqueue(*, contact: Contact, exclude_connection_id: int | None = None
     Must run inside the transaction that changed the contact, so the change and its outbox rows
     commit together. A push task is queued once the transaction commits.
     """
-    connection_ids = [pk for pk in _live_connection_ids(contact.tenant_id) if pk != exclude_connection_id]
-    OutboxEntry.objects.bulk_create([OutboxEntry(connection_id=pk, contact=contact) for pk in connection_ids])
+    return outbox_enqueue_many(contacts=[contact], exclude_connection_id=exclude_connection_id)
+
+
+def outbox_enqueue_many(*, contacts: list[Contact], exclude_connection_id: int | None = None) -> list[int]:
+    """``outbox_enqueue`` for several contacts of one tenant, with one insert; return the connections queued."""
+    if not contacts:
+        return []
+    tenant_id = contacts[0].tenant_id
+    connection_ids = [pk for pk in _live_connection_ids(tenant_id) if pk != exclude_connection_id]
+    OutboxEntry.objects.bulk_create(
+        [OutboxEntry(connection_id=pk, contact=contact) for contact in contacts for pk in connection_ids]
+    )
     batch = _batch.get()
     queued = batch[1] if batch is not None else None
     for connection_id in connection_ids:

@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from syncapp.crypto import encryption_secrets
 from syncapp.engine import normalize_email
-from syncapp.exceptions import ValidationError
 from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, Suppression, Tenant
 from syncapp.providers import get_adapter
 
@@ -74,12 +73,6 @@ def suppression_reasons(*, tenant_id: int, emails: Iterable[str]) -> dict[str, s
 def suppression_last_lift(*, tenant_id: int) -> datetime | None:
     """Return when a suppression of the tenant was last lifted, or None."""
     return Suppression.objects.filter(tenant_id=tenant_id).aggregate(last=Max("lifted_at"))["last"]
-
-
-def suppression_check(*, tenant_id: int, email: str) -> None:
-    """Raise ValidationError when ``email`` is suppressed in the tenant."""
-    if _active(tenant_id=tenant_id, emails=[email]):
-        raise ValidationError(SUPPRESSED_MESSAGE)
 
 
 @transaction.atomic

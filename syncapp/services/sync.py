@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DataError, transaction
+from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from syncapp.engine import (
+    Conflict,
     ContactRecord,
     Exclusion,
     LinkState,
@@ -39,19 +40,20 @@ from syncapp.exceptions import (
     QuotaExhaustedError,
     SyncError,
     TransientProviderError,
-    ValidationError,
 )
 from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
 from syncapp.providers import get_adapter
 from syncapp.providers.base import WriteResult
 from syncapp.services.connections import connection_lock, connection_status_set
-from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
+from syncapp.services.contacts import ContactChange, contacts_apply_many
 from syncapp.services.outbox import outbox_batch, outbox_follow_up, push_schedule_clear
 from syncapp.services.suppressions import suppression_last_lift, suppression_reasons
 
 logger = logging.getLogger(__name__)
 
 
+# What applying a pair may change on its link (the others are set when it is created).
+LINK_FIELDS = ["remote_id", "base", "base_deleted", "status", "last_error", "remote_version", "last_synced_at"]
 # CRM writes a full sync may hold back until they fill a batch (see ConnectionSync.reconcile).
 HELD_OPS = frozenset({"update", "archive"})
 # Seconds a held pair waits at most, so a sparse listing does not write what it read long ago.
@@ -147,6 +149,138 @@ def _link_state(link: ContactLink) -> LinkState:
         base=ContactRecord.from_dict(link.base),
         deleted=link.base_deleted,
         remote_version=link.remote_version,
+    )
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What ``reconcile`` loaded and wrote for a batch, which applying it in the app needs."""
+
+    results: dict[int, WriteResult]  # each pair's CRM write, by id(pair)
+    local_states: dict[int, LocalState]  # as planned, by contact id
+    links: dict[int, ContactLink]  # by contact id
+    link_states: dict[int, LinkState]
+
+
+class _Requeues:
+    """Pushes a batch leaves for a later run, unless the CRM refused the contact too often; one insert.
+
+    Each refusal counts one more ``record_failures`` than the contact's highest; past
+    MAX_RETRY_ATTEMPTS the error stays on the link instead (a Retry or the next full listing
+    tries it again). ``attempts`` follows the count, so the push's backoff grows with it.
+    """
+
+    def __init__(self, connection: CrmConnection, contact_ids: list[int]):
+        self.connection = connection
+        rows = (
+            OutboxEntry.objects.filter(connection=connection, contact_id__in=contact_ids)
+            .order_by()
+            .values("contact_id")
+            .annotate(most=Max("record_failures"))
+            .values_list("contact_id", "most")
+        )
+        self.failures = dict(rows) if contact_ids else {}
+        self.entries: list[OutboxEntry] = []
+
+    def requeue(self, contact_id: int, error: str) -> bool:
+        """Leave a push of the contact for a later run; return whether queued."""
+        failures = (self.failures.get(contact_id) or 0) + 1
+        if failures > settings.MAX_RETRY_ATTEMPTS:
+            return False
+        self.failures[contact_id] = failures
+        self.entries.append(
+            OutboxEntry(
+                connection=self.connection,
+                contact_id=contact_id,
+                attempts=failures,
+                record_failures=failures,
+                last_error=error,
+            )
+        )
+        return True
+
+    def save(self) -> None:
+        OutboxEntry.objects.bulk_create(self.entries)
+
+
+class _LinkWrites(_Requeues):
+    """A batch's link, conflict, requeue and refusal writes, each kind in one query (see reconcile)."""
+
+    def __init__(self, connection: CrmConnection, *, requeued: list[int], existing_ids: list[str]):
+        super().__init__(connection, requeued)
+        # Records the CRM named as already holding an email: which link holds each, if any.
+        self.holders = dict(
+            ContactLink.objects.filter(connection=connection, remote_id__in=existing_ids).values_list("remote_id", "pk")
+            if existing_ids
+            else ()
+        )
+        self.links: dict[int, ContactLink] = {}
+        self.new_conflicts: list[tuple[ContactLink, Conflict]] = []
+        self.refused: list[Exclusion] = []
+
+    def linked_elsewhere(self, remote_id: str, link: ContactLink) -> bool:
+        return self.holders.get(remote_id, link.pk) != link.pk
+
+    def link(self, link: ContactLink) -> None:
+        self.links[id(link)] = link
+
+    def conflicts(self, link: ContactLink, conflicts: list[Conflict]) -> None:
+        self.new_conflicts += [(link, conflict) for conflict in conflicts]
+
+    def save(self) -> None:
+        links = list(self.links.values())
+        ContactLink.objects.bulk_update([link for link in links if link.pk], LINK_FIELDS)
+        ContactLink.objects.bulk_create([link for link in links if not link.pk])
+        # An open conflict seen again with the same two values is not logged twice.
+        seen = set(
+            SyncConflict.objects.filter(
+                link__in={link.pk for link, conflict in self.new_conflicts if conflict.winner is None},
+                resolution=SyncConflict.Resolution.OPEN,
+            ).values_list("link_id", "field", "local_value", "remote_value")
+            if any(conflict.winner is None for _, conflict in self.new_conflicts)
+            else ()
+        )
+        SyncConflict.objects.bulk_create(
+            [
+                SyncConflict(
+                    link=link,
+                    field=conflict.field,
+                    local_value=conflict.local_value,
+                    remote_value=conflict.remote_value,
+                    local_modified_at=conflict.local_modified_at,
+                    remote_modified_at=conflict.remote_modified_at,
+                    strategy=conflict.strategy,
+                    winner=conflict.winner or "",
+                    resolution=SyncConflict.Resolution.OPEN
+                    if conflict.winner is None
+                    else SyncConflict.Resolution.AUTOMATIC,
+                )
+                for link, conflict in self.new_conflicts
+                if conflict.winner is not None
+                or (link.pk, conflict.field, conflict.local_value, conflict.remote_value) not in seen
+            ]
+        )
+        super().save()
+        _exclusions_upsert(self.connection, self.refused)
+
+
+def _exclusions_upsert(connection: CrmConnection, exclusions: list[Exclusion]) -> None:
+    """Write ``exclusions`` with one upsert: a record listed already gets the new code and reason."""
+    ExcludedRecord.objects.bulk_create(
+        [
+            ExcludedRecord(
+                connection=connection,
+                side=exclusion.side,
+                record_id=exclusion.record_id,
+                email=_listed_email(exclusion.email),
+                code=exclusion.code,
+                reason=exclusion.reason,
+            )
+            for exclusion in exclusions
+        ],
+        update_conflicts=True,
+        unique_fields=["connection", "side", "record_id"],
+        update_fields=["email", "code", "reason", "seen_at"],
     )
 
 
@@ -434,38 +568,17 @@ class ConnectionSync:
                 raise stopped
             pairs = [pair for pair in pairs if id(pair) in results]
         links_by_contact = {link.contact_id: link for link in links}
-        settled = {id(pair) for pair in pairs if self._settled(pair, links_by_contact)}
-        synced, failure = [], None
+        settled = [pair for pair in pairs if self._settled(pair, links_by_contact)]
+        for pair in settled:
+            # Nothing to write on either side (an echo, say): no need to lock and re-read the contact.
+            self._count_pair(pair)
+        todo = [pair for pair in pairs if not any(pair is done for done in settled)]
+        batch = _Batch(results=results, local_states=local_states, links=links_by_contact, link_states=link_states)
         # One transaction per batch, not per pair: a commit (an fsync) per contact would bound a large
         # sync by the disk. The contacts the batch writes are locked together at its start.
         with outbox_batch(), transaction.atomic():
-            locked = Contact.objects.select_for_update().in_bulk(
-                [pair.contact_id for pair in pairs if pair.contact_id and id(pair) not in settled]
-            )
-            for pair in pairs:
-                if id(pair) in settled:
-                    # Nothing to write on either side (an echo, say): no need to lock and re-read the contact.
-                    self._count_pair(pair)
-                    synced.append(pair)
-                    continue
-                try:
-                    # A savepoint per pair: an error on one pair must not undo the others, whose CRM
-                    # writes are done. The run still fails, once the batch is committed.
-                    with transaction.atomic():
-                        applied = self._apply_pair(
-                            pair,
-                            result=results.get(id(pair)),
-                            planned=local_states.get(pair.contact_id),
-                            link=links_by_contact.get(pair.contact_id),
-                            link_state=link_states.get(pair.contact_id),
-                            contact=locked.get(pair.contact_id),
-                        )
-                except Exception as exc:
-                    logger.exception("connection %s: applying contact %s failed", self.connection.pk, pair.contact_id)
-                    failure = failure or exc
-                    continue
-                if applied:
-                    synced.append(pair)
+            synced, failure = self._apply_batch(todo, batch)
+        synced += settled
         # Held pairs are not counted here: they are when their batch is written.
         self._report_progress(len(pairs))
         self.reconciled.update(pair.contact_id for pair in synced if pair.contact_id)
@@ -602,26 +715,18 @@ class ConnectionSync:
         self.counts.excluded += len(exclusions)
         if self.dry_run or not exclusions:
             return
-        ExcludedRecord.objects.bulk_create(
-            [
-                ExcludedRecord(
-                    connection=self.connection,
-                    side=exclusion.side,
-                    record_id=exclusion.record_id,
-                    email=_listed_email(exclusion.email),
-                    code=exclusion.code,
-                    reason=exclusion.reason,
-                )
-                for exclusion in exclusions
-            ],
-            update_conflicts=True,
-            unique_fields=["connection", "side", "record_id"],
-            update_fields=["email", "code", "reason", "seen_at"],
-        )
+        _exclusions_upsert(self.connection, exclusions)
         # An app contact left out because its email is linked elsewhere may fit once that link changes.
-        for exclusion in exclusions:
-            if exclusion.side == ExcludedRecord.Side.APP and exclusion.code == Exclusion.EMAIL_LINKED:
-                self._requeue(int(exclusion.record_id), exclusion.reason)
+        linked = [
+            exclusion
+            for exclusion in exclusions
+            if exclusion.side == ExcludedRecord.Side.APP and exclusion.code == Exclusion.EMAIL_LINKED
+        ]
+        if linked:
+            requeues = _Requeues(self.connection, [int(exclusion.record_id) for exclusion in linked])
+            for exclusion in linked:
+                requeues.requeue(int(exclusion.record_id), exclusion.reason)
+            requeues.save()
 
     def _write_remote(self, pairs: list[PairPlan]) -> tuple[dict[int, WriteResult], Exception | None]:
         """Send the CRM writes in batches; return each pair's result by ``id(pair)``, and what stopped them.
@@ -657,38 +762,100 @@ class ConnectionSync:
             return self.adapter.archive_many([p.remote_id for p in chunk])
         return [self.adapter.restore(p.remote_id, ContactRecord.from_dict(p.remote_values)) for p in chunk]
 
-    def _apply_pair(
-        self,
-        pair: PairPlan,
-        *,
-        result: WriteResult | None,
-        planned: LocalState | None,
-        link: ContactLink | None,
-        link_state: LinkState | None,
-        contact: Contact | None,
-    ) -> bool:
-        """Write one pair's app side, link and conflicts; return False when the app refused the change.
+    def _apply_batch(self, pairs: list[PairPlan], batch: _Batch) -> tuple[list[PairPlan], Exception | None]:
+        """Apply ``pairs`` in the app; return those applied, and the error of a pair that failed, if one did.
 
-        Runs inside the batch's transaction; ``contact`` is the pair's contact, locked and read again
-        for the batch.
+        The batch is written in one savepoint with a constant number of queries. If the database
+        refuses it (a value it cannot store, an email a concurrent write took) or anything else
+        fails, the savepoint is undone and the pairs are applied again one at a time, each in a
+        savepoint of its own: an error on one pair must not undo the others, whose CRM writes are
+        done. The run still fails with that pair's error, once the batch is committed.
         """
-        crm_written = result is None or result.ok
-        if contact is not None:
-            # A person may have edited the contact while the CRM was written.
-            pair = rebase_on_concurrent_edit(pair=pair, planned=planned, current=_local_state(contact), link=link_state)
+        contact_ids = [pair.contact_id for pair in pairs if pair.contact_id]
+        locked = Contact.objects.select_for_update().in_bulk(contact_ids)
+        counts, pending_reason = replace(self.counts), self.pending_reason
         try:
-            contact = self._write_local(pair, contact)
-        except (ValidationError, DataError) as exc:
-            # A value the database still cannot store is this record's problem, not the run's: the
-            # service's own transaction is rolled back and the record is listed with the reason.
-            self._record_local_refusal(pair, link, exc)
-            return False
-        # Counted once applied: a refused record is an error, not also a creation or an update.
-        self._count_pair(pair, crm_written=crm_written)
-        link = link or ContactLink(connection=self.connection, contact=contact)
-        self._update_link(link, pair, result)
-        self._record_conflicts(link, pair)
-        return True
+            with transaction.atomic():
+                return self._apply(pairs, batch, locked), None
+        except Exception:
+            logger.info("connection %s: a batch failed to apply; applying it pair by pair", self.connection.pk)
+        self.counts, self.pending_reason = counts, pending_reason
+        # The undone batch changed these instances: read them again.
+        locked = Contact.objects.select_for_update().in_bulk(contact_ids)
+        batch = replace(batch, links=self._reloaded(batch.links))
+        synced, failure = [], None
+        for pair in pairs:
+            try:
+                with transaction.atomic():
+                    synced += self._apply([pair], batch, locked)
+            except Exception as exc:
+                logger.exception("connection %s: applying contact %s failed", self.connection.pk, pair.contact_id)
+                failure = failure or exc
+        return synced, failure
+
+    @staticmethod
+    def _reloaded(links: dict[int, ContactLink]) -> dict[int, ContactLink]:
+        fresh = ContactLink.objects.in_bulk([link.pk for link in links.values()])
+        return {link.contact_id: link for link in fresh.values()}
+
+    def _apply(self, pairs: list[PairPlan], batch: _Batch, locked: dict[int, Contact]) -> list[PairPlan]:
+        """Write the pairs' app side, links, conflicts and requeues; return the pairs applied.
+
+        A pair whose values the app refused is not applied: it becomes an error on its link, or an
+        excluded record. ``locked`` holds the batch's contacts, locked and read again.
+        """
+        rebased = [
+            # A person may have edited the contact while the CRM was written.
+            rebase_on_concurrent_edit(
+                pair=pair,
+                planned=batch.local_states.get(pair.contact_id),
+                current=_local_state(locked[pair.contact_id]),
+                link=batch.link_states.get(pair.contact_id),
+            )
+            if pair.contact_id in locked
+            else pair
+            for pair in pairs
+        ]
+        changing = [pair for pair in rebased if pair.local_op]
+        changed = contacts_apply_many(
+            tenant_id=self.connection.tenant_id,
+            changes=[
+                ContactChange(
+                    pair.local_op,
+                    locked.get(pair.contact_id),
+                    pair.local_values,
+                    None if pair.local_op == "delete" else pair.remote_modified_at,
+                )
+                for pair in changing
+            ],
+            source_connection_id=self.connection.pk,
+        )
+        outcomes = dict(zip(map(id, changing), changed, strict=True))
+        failed = {pair.contact_id: batch.results[id(pair)] for pair in pairs if id(pair) in batch.results}
+        failed = {contact_id: result for contact_id, result in failed.items() if not result.ok}
+        writes = _LinkWrites(
+            self.connection,
+            requeued=list(failed),
+            existing_ids=[result.existing_remote_id for result in failed.values() if result.existing_remote_id],
+        )
+        applied = []
+        for original, pair in zip(pairs, rebased, strict=True):
+            contact = outcomes.get(id(pair), locked.get(pair.contact_id))
+            link = batch.links.get(pair.contact_id)
+            if isinstance(contact, Exception):
+                # A value the app or its database cannot store is this record's problem, not the run's.
+                self._record_local_refusal(pair, link, contact, writes)
+                continue
+            result = batch.results.get(id(original))
+            # Counted once applied: a refused record is an error, not also a creation or an update.
+            self._count_pair(pair, crm_written=result is None or result.ok)
+            link = link or ContactLink(connection=self.connection, contact=contact)
+            if self._update_link(link, pair, result, writes):
+                writes.link(link)
+            writes.conflicts(link, pair.conflicts)
+            applied.append(original)
+        writes.save()
+        return applied
 
     @staticmethod
     def _settled(pair: PairPlan, links_by_contact: dict[int, ContactLink]) -> bool:
@@ -696,56 +863,45 @@ class ConnectionSync:
         link = links_by_contact.get(pair.contact_id)
         return bool(pair.is_noop and not pair.conflicts and link and link.pk and _link_holds(link, pair))
 
-    def _record_local_refusal(self, pair: PairPlan, link: ContactLink | None, exc: Exception) -> None:
+    def _record_local_refusal(
+        self, pair: PairPlan, link: ContactLink | None, exc: Exception, writes: _LinkWrites
+    ) -> None:
         self.counts.errors += 1
         if link:
             link.status, link.last_error = ContactLink.Status.ERROR, f"Could not update the app contact: {exc}"
-            link.save(update_fields=["status", "last_error"])
+            writes.link(link)
         else:
             self.counts.excluded += 1
-            ExcludedRecord.objects.update_or_create(
-                connection=self.connection,
-                side=ExcludedRecord.Side.CRM,
-                record_id=pair.remote_id,
-                defaults={
-                    "email": _listed_email(pair.local_values.get("email", "")),
-                    "code": ExcludedRecord.Code.REFUSED,
-                    "reason": str(exc),
-                },
+            writes.refused.append(
+                Exclusion(
+                    side=ExcludedRecord.Side.CRM,
+                    record_id=pair.remote_id,
+                    email=pair.local_values.get("email", ""),
+                    code=ExcludedRecord.Code.REFUSED,
+                    reason=str(exc),
+                )
             )
 
-    def _write_local(self, pair: PairPlan, contact: Contact | None) -> Contact:
-        pulled = {"source_connection_id": self.connection.pk}
-        stamped = {**pulled, "modified_at": pair.remote_modified_at}
-        if pair.local_op == "create":
-            return contact_create(tenant=self.connection.tenant, values=pair.local_values, **stamped)
-        if pair.local_op == "update":
-            return contact_update(contact=contact, values=pair.local_values, **stamped)
-        if pair.local_op == "delete":
-            return contact_delete(contact=contact, **pulled)
-        if pair.local_op == "restore":
-            return contact_restore(contact=contact, values=pair.local_values, **stamped)
-        return contact
-
-    def _update_link(self, link: ContactLink, pair: PairPlan, result: WriteResult | None) -> None:
+    def _update_link(self, link: ContactLink, pair: PairPlan, result: WriteResult | None, writes: _LinkWrites) -> bool:
+        """Set the link to what the pair's writes left; return whether it changed."""
         if result is None or result.ok:
             remote_id = (result.remote_id if result else None) or pair.remote_id
             version = (result.version if result else "") or pair.remote_version
             if pair.is_noop and link.pk and _link_holds(link, pair, remote_id=remote_id):
-                return  # nothing changed: skip the write that would only bump last_synced_at
+                return False  # nothing changed: skip the write that would only bump last_synced_at
             link.remote_id, link.base, link.base_deleted = remote_id, pair.base.as_dict(), pair.deleted
             link.status, link.last_error = _status_of(pair), ""
             link.remote_version = version
-        elif result.existing_remote_id and not self._linked_elsewhere(result.existing_remote_id, link):
+        elif result.existing_remote_id and not writes.linked_elsewhere(result.existing_remote_id, link):
             # The CRM already holds this email: link to that record; the next push merges both.
             link.remote_id, link.base, link.base_deleted = result.existing_remote_id, {}, False
             link.status, link.last_error = ContactLink.Status.PENDING, result.error
-            self._requeue(link.contact_id, result.error)
+            writes.requeue(link.contact_id, result.error)
         else:
             link.remote_id = pair.remote_id
             link.base = pair.base_if_remote_fails.as_dict() if pair.base_if_remote_fails else {}
             link.base_deleted = pair.deleted_if_remote_fails
-            if result.retryable and self._requeue(link.contact_id, result.error):
+            if result.retryable and writes.requeue(link.contact_id, result.error):
                 # The CRM refused this record for now: it waits for a later run, backing off on its own count.
                 link.status, link.last_error = ContactLink.Status.PENDING, f"Not written yet: {result.error}"
                 self.counts.pending += 1
@@ -762,56 +918,7 @@ class ConnectionSync:
         if _status_of(pair) == ContactLink.Status.CONFLICT:
             link.status = ContactLink.Status.CONFLICT  # awaiting review outranks a failed write
         link.last_synced_at = timezone.now()
-        link.save()
-
-    def _linked_elsewhere(self, remote_id: str, link: ContactLink) -> bool:
-        return ContactLink.objects.filter(connection=self.connection, remote_id=remote_id).exclude(pk=link.pk).exists()
-
-    def _requeue(self, contact_id: int, error: str) -> bool:
-        """Leave a push for a later run, unless the CRM refused this contact too often; return whether queued.
-
-        Each refusal counts one more ``record_failures`` than the contact's highest; past
-        MAX_RETRY_ATTEMPTS the error stays on the link instead (a Retry or the next full listing
-        tries it again). ``attempts`` follows the count, so the push's backoff grows with it.
-        """
-        failures = (
-            OutboxEntry.objects.filter(connection=self.connection, contact_id=contact_id).aggregate(
-                most=Max("record_failures")
-            )["most"]
-            or 0
-        ) + 1
-        if failures > settings.MAX_RETRY_ATTEMPTS:
-            return False
-        OutboxEntry.objects.create(
-            connection=self.connection,
-            contact_id=contact_id,
-            attempts=failures,
-            record_failures=failures,
-            last_error=error,
-        )
         return True
-
-    def _record_conflicts(self, link: ContactLink, pair: PairPlan) -> None:
-        for conflict in pair.conflicts:
-            open_conflicts = SyncConflict.objects.filter(link=link, field=conflict.field, resolution="open")
-            if (
-                conflict.winner is None
-                and open_conflicts.filter(local_value=conflict.local_value, remote_value=conflict.remote_value).exists()
-            ):
-                continue  # the same undecided conflict, seen again
-            SyncConflict.objects.create(
-                link=link,
-                field=conflict.field,
-                local_value=conflict.local_value,
-                remote_value=conflict.remote_value,
-                local_modified_at=conflict.local_modified_at,
-                remote_modified_at=conflict.remote_modified_at,
-                strategy=conflict.strategy,
-                winner=conflict.winner or "",
-                resolution=SyncConflict.Resolution.OPEN
-                if conflict.winner is None
-                else SyncConflict.Resolution.AUTOMATIC,
-            )
 
     def _renew_lock(self) -> None:
         if self.lock:

@@ -7,9 +7,10 @@ from django_q.models import Schedule
 
 from syncapp.exceptions import TransientProviderError
 from syncapp.models import Contact, ContactLink, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
+from syncapp.services import contacts as contacts_module
 from syncapp.services.connections import ConnectionLock
 from syncapp.services.contacts import contact_create, contact_update
-from syncapp.services.sync import ConnectionSync, connection_sync
+from syncapp.services.sync import _LinkWrites, connection_sync
 from tests.conftest import make_connection
 
 pytestmark = pytest.mark.django_db
@@ -367,14 +368,14 @@ def test_an_error_applying_one_pair_keeps_the_rest_of_its_batch(tenant, monkeypa
     connection, crm = make_connection(tenant)
     for name in ("ann", "bob", "cy"):
         contact_create(tenant=tenant, values={"email": f"{name}@example.com"})
-    original = ConnectionSync._record_conflicts
+    original = _LinkWrites.conflicts
 
-    def record_conflicts(self, link, pair):
+    def record_conflicts(self, link, conflicts):
         if link.contact.email == "bob@example.com":
             raise RuntimeError("a bug on one pair")
-        return original(self, link, pair)
+        return original(self, link, conflicts)
 
-    monkeypatch.setattr(ConnectionSync, "_record_conflicts", record_conflicts)
+    monkeypatch.setattr(_LinkWrites, "conflicts", record_conflicts)
     run = connection_sync(connection=connection, trigger=SyncRun.Trigger.PUSH)
 
     # The run fails, but the pairs the CRM took in the same batch keep their links: only Bob's is lost.
@@ -412,13 +413,15 @@ def test_a_record_the_database_refuses_is_left_out_and_the_others_sync(tenant, c
     crm.user_create(email="good@example.com", first_name="Good")
     contact_create(tenant=tenant, values={"email": "app@example.com"})
 
-    def refusing_create(*, tenant, values, **kwargs):
-        if values.get("email") == "poison@example.com":
+    write = contacts_module._write
+
+    def refusing_write(created, updated, fields):
+        if any(contact.email == "poison@example.com" for contact in created):
             # What PostgreSQL answers for a value no rule above the database caught.
             raise DataError("value too long for type character varying(200)")
-        return contact_create(tenant=tenant, values=values, **kwargs)
+        write(created, updated, fields)
 
-    monkeypatch.setattr("syncapp.services.sync.contact_create", refusing_create)
+    monkeypatch.setattr(contacts_module, "_write", refusing_write)
 
     for _ in range(2):
         run = sync(connection, full=True)
