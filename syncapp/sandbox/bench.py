@@ -41,6 +41,7 @@ from syncapp.services.tenants import tenant_create
 # The benchmark's accounts: a HubSpot Free private app (the client's default limit) and Pipedrive Premium.
 ACCOUNT_OPTIONS = {"hubspot": {"tier": "free"}, "pipedrive": {"plan": "premium", "seats": 5}}
 SEED_CHUNK = 5_000
+WEBHOOK_RECORDS = 100  # records a webhook-driven update names, in the queries part
 BACKDATE = 3600  # seconds: seeded CRM records are an hour old, as existing data is
 
 
@@ -157,10 +158,12 @@ def fully_linked(count: int) -> Dataset:
 
 
 class Bench:
-    def __init__(self, sandbox: SandboxClient, *, progress=print):
+    def __init__(self, sandbox: SandboxClient, *, progress=print, hubspot_tier: str = "free"):
         self.sandbox = sandbox
         self.progress = progress
         self.tenants: list[Tenant] = []
+        # HubSpot's tiers differ in their limit: Free and Starter 100, Professional and Enterprise 190 per 10 s.
+        self.account_options = {**ACCOUNT_OPTIONS, "hubspot": {"tier": hubspot_tier}}
 
     # Setting up --------------------------------------------------------------------------------
 
@@ -169,7 +172,7 @@ class Bench:
         tenant = tenant_create(slug=f"bench-{label}-{secrets.token_hex(3)}")
         self.tenants.append(tenant)
         account = self.sandbox.account_create(
-            provider, rate_limits=True, webhooks=webhooks, **ACCOUNT_OPTIONS[provider]
+            provider, rate_limits=True, webhooks=webhooks, **self.account_options[provider]
         )
         profile = account["api_profile"]
         sandbox_api_allow(account["base_url"])
@@ -226,7 +229,9 @@ class Bench:
             "rate_limit_bound_seconds": round(bound, 2),
             "time_vs_bound": round(measure.seconds / bound, 3) if bound else None,
             "db_queries": measure.queries,
+            "queries_per_contact": round(measure.queries / len(set(data.app) | set(data.crm)), 3),
             "peak_rss_mb": round(measure.peak_rss_mb, 1),
+            "tier": self.account_options[provider].get("tier", ""),
         }
 
     def naive(self, provider: str, count: int, sample: int) -> dict:
@@ -328,8 +333,27 @@ class Bench:
             connection, account = self.setup(provider, fully_linked(size), label=f"{provider}-q{size}", identical=True)
             connection_sync(connection=connection, full=True)
             part = self._changes(connection, account, changes)
-            found[size] = {"pull_queries": part["pull"]["db_queries"], "push_queries": part["push"]["db_queries"]}
+            found[size] = {
+                "pull_queries": part["pull"]["db_queries"],
+                "push_queries": part["push"]["db_queries"],
+                **self._webhook_update(connection, account, WEBHOOK_RECORDS),
+            }
         return found
+
+    def _webhook_update(self, connection: CrmConnection, account: dict, count: int) -> dict:
+        """A webhook-driven run that pulls an edit of each of ``count`` records: its queries per record."""
+        records = self.sandbox.records(account["provider"], account["account_id"])[:count]
+        for record in records:
+            self.sandbox.record_update(
+                account["provider"], account["account_id"], record["id"], {"first_name": "Hooked"}
+            )
+        with measured(self.sandbox, account) as hook:
+            connection_sync(connection=connection, remote_ids=[str(record["id"]) for record in records])
+        return {
+            "webhook_records": len(records),
+            "webhook_queries": hook.queries,
+            "webhook_queries_per_record": round(hook.queries / max(len(records), 1), 3),
+        }
 
     def webhooks(self, linked: int, *, batches: int, concurrency: int, rate: float, updates: int) -> dict:
         """HubSpot webhooks into the app under gunicorn: ingest rate, acknowledgement and end-to-end latency."""
@@ -516,10 +540,11 @@ def render(results: dict) -> str:
                     "naive s",
                     "naive/ours",
                     "DB queries",
+                    "queries/contact",
                     "peak RSS MB",
                 ]
             ),  # fmt: skip
-            _row(["---"] * 13),
+            _row(["---"] * 14),
         ]
         for item in results["initial"]:
             base = naive.get(item["provider"])
@@ -540,13 +565,15 @@ def render(results: dict) -> str:
                         naive_seconds,
                         ratio,
                         item["db_queries"],
+                        item.get("queries_per_contact", ""),
                         item["peak_rss_mb"],
                     ]
                 )  # fmt: skip
             )
         lines.append("")
         for item in results["initial"]:
-            lines.append(f"- {item['provider']} calls by endpoint: {_endpoints(item['api_calls_by_endpoint'])}")
+            tier = f" (HubSpot tier {item['tier']})" if item.get("tier") else ""
+            lines.append(f"- {item['provider']}{tier} calls by endpoint: {_endpoints(item['api_calls_by_endpoint'])}")
         lines.append("")
     if naive:
         lines += ["Naive baseline (one API call per contact, same data):", ""]
@@ -611,7 +638,9 @@ def render(results: dict) -> str:
         lines += ["Queries of the same incremental sync at other sizes (they must not grow with N):", ""]
         for provider, sizes in results["queries"].items():
             shown = ", ".join(
-                f"N={size}: pull {q['pull_queries']}, push {q['push_queries']}" for size, q in sizes.items()
+                f"N={size}: pull {q['pull_queries']}, push {q['push_queries']}, webhook update of "
+                f"{q['webhook_records']} records {q['webhook_queries']} ({q['webhook_queries_per_record']}/record)"
+                for size, q in sizes.items()
             )
             lines.append(f"- {provider}: {shown}")
         lines.append("")
