@@ -568,11 +568,11 @@ class ConnectionSync:
                 raise stopped
             pairs = [pair for pair in pairs if id(pair) in results]
         links_by_contact = {link.contact_id: link for link in links}
+        # Nothing to write on either side (an echo, say): no need to lock and re-read the contact.
         settled = [pair for pair in pairs if self._settled(pair, links_by_contact)]
         for pair in settled:
-            # Nothing to write on either side (an echo, say): no need to lock and re-read the contact.
             self._count_pair(pair)
-        todo = [pair for pair in pairs if not any(pair is done for done in settled)]
+        todo = [pair for pair in pairs if id(pair) not in set(map(id, settled))]
         batch = _Batch(results=results, local_states=local_states, links=links_by_contact, link_states=link_states)
         # One transaction per batch, not per pair: a commit (an fsync) per contact would bound a large
         # sync by the disk. The contacts the batch writes are locked together at its start.
@@ -778,7 +778,9 @@ class ConnectionSync:
             with transaction.atomic():
                 return self._apply(pairs, batch, locked), None
         except Exception:
-            logger.info("connection %s: a batch failed to apply; applying it pair by pair", self.connection.pk)
+            logger.info(
+                "connection %s: a batch failed to apply; applying it pair by pair", self.connection.pk, exc_info=True
+            )
         self.counts, self.pending_reason = counts, pending_reason
         # The undone batch changed these instances: read them again.
         locked = Contact.objects.select_for_update().in_bulk(contact_ids)
