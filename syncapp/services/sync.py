@@ -572,7 +572,8 @@ class ConnectionSync:
         settled = [pair for pair in pairs if self._settled(pair, links_by_contact)]
         for pair in settled:
             self._count_pair(pair)
-        todo = [pair for pair in pairs if id(pair) not in set(map(id, settled))]
+        settled_ids = {id(pair) for pair in settled}
+        todo = [pair for pair in pairs if id(pair) not in settled_ids]
         batch = _Batch(results=results, local_states=local_states, links=links_by_contact, link_states=link_states)
         # One transaction per batch, not per pair: a commit (an fsync) per contact would bound a large
         # sync by the disk. The contacts the batch writes are locked together at its start.
