@@ -27,7 +27,7 @@ from django_q.status import Stat
 from django_q.tasks import async_task
 
 from syncapp.models import Contact, CrmConnection, OutboxEntry, SyncRun, Tenant
-from syncapp.sandbox.bench import Bench, contact_values, half_overlapping
+from syncapp.sandbox.bench import Bench, Dataset, contact_values, half_overlapping
 from syncapp.sandbox.client import SandboxClient, sandbox_api_environ
 from syncapp.services.contacts import contact_update
 from syncapp.services.schedules import POLL_TASK
@@ -136,6 +136,31 @@ class CpuSample:
         return cls(workers=_tree_cpu(stats, clusters), sandbox=sandbox, machine=_machine_busy_seconds())
 
 
+class DatabaseCpu:
+    """CPU of the PostgreSQL backends serving this database (on this machine), sampled while they live.
+
+    A backend ends with its connection, so what one spends after its last sample is not counted.
+    """
+
+    def __init__(self):
+        self.start = self._sample()
+        self.last = dict(self.start)
+
+    def _sample(self) -> dict[int, float]:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            pids = [row[0] for row in cursor.fetchall()]
+        stats = _proc_stats()
+        return {pid: stats[pid][1] for pid in pids if pid in stats}
+
+    def sample(self) -> None:
+        self.last.update(self._sample())
+
+    @property
+    def seconds(self) -> float:
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.last.items())
+
+
 # The part -------------------------------------------------------------------------------------------
 
 
@@ -168,6 +193,7 @@ class TenantsBench:
         try:
             self.progress(f"  {workers} worker(s): seeding {tenants} tenants x 2 CRMs x {contacts} contacts/side")
             seeded = [self._seed(bench, n, contacts) for n in range(tenants)]
+            bound = _rate_limit_bound(seeded, half_overlapping(contacts), workers)
             clusters = self._clusters(workers)
             try:
                 self.progress(f"  {workers} worker(s): initial sync of {2 * tenants} connections")
@@ -183,6 +209,7 @@ class TenantsBench:
             bench.cleanup()
         data = half_overlapping(contacts)
         initial["records"] = tenants * 2 * len(set(data.app) | set(data.crm))
+        initial["rate_limit_bound_seconds"] = round(bound, 1)
         incremental["records"] = tenants * 3 * changes
         for phase in (initial, incremental):
             seconds = phase["seconds"]
@@ -246,6 +273,7 @@ class TenantsBench:
         calls_before = self._api_calls(accounts)
         pids = [process.pid for process in clusters]
         cpu_before = CpuSample.take(pids, self.sandbox_pid)
+        database_cpu = DatabaseCpu()
         since = timezone.now()
         started = time.perf_counter()
         if changes:
@@ -254,9 +282,10 @@ class TenantsBench:
             for connection in item.connections:
                 async_task(POLL_TASK, connection.pk, group=f"poll-{connection.pk}")
         connection_ids = [connection.pk for item in seeded for connection in item.connections]
-        settled = self._wait(connection_ids, since, timeout)
+        settled = self._wait(connection_ids, since, timeout, database_cpu)
         seconds = time.perf_counter() - started
         cpu = CpuSample.take(pids, self.sandbox_pid)
+        database_cpu.sample()
         workers_cpu, sandbox_cpu = cpu.workers - cpu_before.workers, cpu.sandbox - cpu_before.sandbox
         machine_cpu = cpu.machine - cpu_before.machine
         runs = SyncRun.objects.filter(connection_id__in=connection_ids, started_at__gte=since)
@@ -269,13 +298,14 @@ class TenantsBench:
             "queries": int(redis.get(self._counter_key()) or 0),
             "cpu_seconds": {
                 "workers": round(workers_cpu, 1),
+                "database": round(database_cpu.seconds, 1),
                 "sandbox": round(sandbox_cpu, 1),
-                "rest": round(machine_cpu - workers_cpu - sandbox_cpu, 1),
+                "rest": round(machine_cpu - workers_cpu - database_cpu.seconds - sandbox_cpu, 1),
             },
             "disagreements": self._disagreements(seeded),
         }
 
-    def _wait(self, connection_ids: list[int], since, timeout: float) -> bool:
+    def _wait(self, connection_ids: list[int], since, timeout: float, database_cpu: DatabaseCpu) -> bool:
         """Until the queue is empty, no run is running, no outbox row waits and every connection was polled."""
         broker = get_broker()
         deadline = time.monotonic() + timeout
@@ -292,6 +322,7 @@ class TenantsBench:
                 == len(connection_ids)
             ):
                 return True
+            database_cpu.sample()
             time.sleep(0.5)
         return False
 
@@ -343,6 +374,16 @@ class TenantsBench:
                 contact_update(contact=contact, values={"last_name": f"App edit {n}"})
 
 
+def _rate_limit_bound(seeded: list[Seeded], data: Dataset, workers: int) -> float:
+    """The fewest seconds the initial syncs can take at the accounts' rate limits, one connection per worker."""
+    bounds = [
+        data.minimum_calls(account["api_profile"]) / account["api_profile"]["requests_per_second"]
+        for item in seeded
+        for account in item.accounts
+    ]
+    return max(sum(bounds) / workers, max(bounds))
+
+
 # The report ---------------------------------------------------------------------------------------
 
 
@@ -351,12 +392,13 @@ def render_tenants(results: dict | None) -> str:
         return ""
     lines = [
         f"Many tenants: {results['tenants']} tenants x 2 connections x {results['contacts_per_side']} contacts "
-        f"per side; then {results['changes']} edits per side and tenant; clusters of one worker each, "
+        f"per side, then {results['changes']} edits per side and tenant; clusters of one worker each, "
         f"{results['cores']} cores:",
         "",
-        "| workers | phase | records | seconds | records/s | vs 1 worker | API calls/record | queries/record "
-        "| CPU s workers | CPU s sandbox | CPU s rest | runs (failed) | disagreements |",
-        "| " + " | ".join(["---"] * 13) + " |",
+        "| workers | phase | records | seconds | rate-limit bound s | records/s | vs 1 worker | API calls/record "
+        "| queries/record | CPU s workers | CPU s PostgreSQL | CPU s sandbox | CPU s rest | runs (failed) "
+        "| disagreements |",
+        "| " + " | ".join(["---"] * 15) + " |",
     ]
     first = {}
     for item in results["rounds"]:
@@ -366,9 +408,10 @@ def render_tenants(results: dict | None) -> str:
             scale = round(phase["records_per_second"] / first[name], 2) if first[name] else ""
             cpu = phase["cpu_seconds"]
             cells = [
-                item["workers"], name, phase["records"], phase["seconds"], phase["records_per_second"], scale,
-                phase["api_calls_per_record"], phase["queries_per_record"], cpu["workers"], cpu["sandbox"],
-                cpu["rest"], f"{phase['runs']} ({phase['failed_runs']})",
+                item["workers"], name, phase["records"], phase["seconds"], phase.get("rate_limit_bound_seconds", ""),
+                phase["records_per_second"], scale, phase["api_calls_per_record"], phase["queries_per_record"],
+                cpu["workers"], cpu["database"], cpu["sandbox"], cpu["rest"],
+                f"{phase['runs']} ({phase['failed_runs']})",
                 phase["disagreements"] if phase["settled"] else f"{phase['disagreements']} (timed out)",
             ]  # fmt: skip
             lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
