@@ -255,7 +255,8 @@ class TenantsBench:
         ]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if sum(1 for stat in Stat.get_all() if stat.status == Conf.IDLE) >= workers:
+            ready = {stat.pid for stat in Stat.get_all() if stat.status == Conf.IDLE}
+            if ready >= {process.pid for process in clusters}:
                 return clusters
             time.sleep(0.2)
         for process in clusters:
