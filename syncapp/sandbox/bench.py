@@ -171,6 +171,19 @@ class Bench:
         """A fresh tenant and sandbox account holding ``data``, connected, with the pronouns field set up."""
         tenant = tenant_create(slug=f"bench-{label}-{secrets.token_hex(3)}")
         self.tenants.append(tenant)
+        self.progress(f"  seeding {len(data.app)} app contacts and {len(data.crm)} {provider} records")
+        connection, account = self.connect(tenant, provider, data.crm, side="app" if identical else "crm", **webhooks)
+        # The setup's calls leave the CRM's rate-limit window before a part measures: the account lookup of
+        # connection_create, made before the connection's bucket existed, would cost the sync a 429.
+        window_ends = time.monotonic() + account["api_profile"]["window_ms"] / 1000
+        Contact.objects.bulk_create(
+            [Contact(tenant=tenant, **contact_values(i, side="app")) for i in data.app], batch_size=2000
+        )
+        time.sleep(max(window_ends - time.monotonic(), 0))
+        return connection, account
+
+    def connect(self, tenant: Tenant, provider: str, crm: range, *, side: str = "crm", **webhooks):
+        """A sandbox account holding the records ``crm`` (values of ``side``), connected to ``tenant``."""
         account = self.sandbox.account_create(
             provider, rate_limits=True, webhooks=webhooks, **self.account_options[provider]
         )
@@ -188,19 +201,10 @@ class Bench:
         connection.rate_limit = round(profile["requests_per_second"] * profile["window_ms"] / 1000)
         connection.save(update_fields=["rate_limit"])
         connection_setup_pronouns(connection=connection)
-        # The setup's calls leave the CRM's rate-limit window before a part measures: the account lookup of
-        # connection_create, made before the connection's bucket existed, would cost the sync a 429.
-        window_ends = time.monotonic() + profile["window_ms"] / 1000
-        self.progress(f"  seeding {len(data.app)} app contacts and {len(data.crm)} {provider} records")
-        Contact.objects.bulk_create(
-            [Contact(tenant=tenant, **contact_values(i, side="app")) for i in data.app], batch_size=2000
-        )
-        side = "app" if identical else "crm"
-        for start in range(data.crm.start, data.crm.stop, SEED_CHUNK):
-            chunk = range(start, min(start + SEED_CHUNK, data.crm.stop))
+        for start in range(crm.start, crm.stop, SEED_CHUNK):
+            chunk = range(start, min(start + SEED_CHUNK, crm.stop))
             records = [contact_values(i, side=side) for i in chunk]
             self.sandbox.records_load(provider, account["account_id"], records, age=BACKDATE)
-        time.sleep(max(window_ends - time.monotonic(), 0))
         return connection, account
 
     def cleanup(self) -> None:

@@ -6,9 +6,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.sandbox.bench import Bench, free_port, render, sandbox_process
+from syncapp.sandbox.bench_tenants import TenantsBench, render_tenants, tenants_bench_refusal
 from syncapp.sandbox.client import SandboxClient, SandboxControlError
 
-PARTS = ("initial", "naive", "incremental", "queries", "webhooks")
+PARTS = ("initial", "naive", "incremental", "queries", "webhooks", "tenants")
+# Run only when named: they need PostgreSQL and Redis.
+OPT_IN_PARTS = ("tenants",)
 PROVIDERS = ("hubspot", "pipedrive")
 
 
@@ -30,7 +33,24 @@ class Command(BaseCommand):
             "--naive-contacts", type=int, default=0, help="Run the naive baseline on this many app contacts only "
             "(and extrapolate linearly); default all."
         )  # fmt: skip
-        parser.add_argument("--only", default=",".join(PARTS), help=f"Parts to run, of {', '.join(PARTS)}.")
+        parser.add_argument(
+            "--only",
+            default=",".join(part for part in PARTS if part not in OPT_IN_PARTS),
+            help=f"Parts to run, of {', '.join(PARTS)} (default all but {', '.join(OPT_IN_PARTS)}).",
+        )
+        parser.add_argument("--tenants", type=int, default=200, help="Tenants in the tenants part.")
+        parser.add_argument(
+            "--tenant-contacts", type=int, default=1_000, help="Contacts per side and tenant in the tenants part."
+        )
+        parser.add_argument(
+            "--tenant-changes", type=int, default=10, help="Edits per side and tenant in the tenants part."
+        )
+        parser.add_argument(
+            "--workers", default="1,2,4", help="Worker processes (clusters of one) to run the tenants part with."
+        )
+        parser.add_argument(
+            "--tenant-timeout", type=float, default=3600, help="Seconds each phase of the tenants part may take."
+        )
         parser.add_argument(
             "--webhook-batches", type=int, default=100, help="Webhook deliveries (of 100 events) in the latency part."
         )
@@ -71,6 +91,8 @@ class Command(BaseCommand):
         unknown = set(providers) - set(PROVIDERS)
         if unknown:
             raise CommandError(f"Unknown providers: {', '.join(sorted(unknown))}; choose among {', '.join(PROVIDERS)}.")
+        if "tenants" in parts and tenants_bench_refusal():
+            raise CommandError(tenants_bench_refusal())
         process = None
         url = options["sandbox_url"]
         if not url:
@@ -110,6 +132,16 @@ class Command(BaseCommand):
                     rate=options["webhook_rate"],
                     updates=options["webhook_updates"],
                 )
+            if "tenants" in parts:
+                results["tenants"] = TenantsBench(
+                    bench.sandbox, sandbox_pid=process.pid if process else None, progress=bench.progress
+                ).run(
+                    tenants=options["tenants"],
+                    contacts=options["tenant_contacts"],
+                    changes=options["tenant_changes"],
+                    workers=[int(count) for count in options["workers"].split(",") if count],
+                    timeout=options["tenant_timeout"],
+                )
         except SandboxControlError as exc:
             raise CommandError(str(exc)) from exc
         finally:
@@ -117,7 +149,7 @@ class Command(BaseCommand):
             if process:
                 process.terminate()
                 process.wait(timeout=30)
-        table = render(results)
+        table = render(results) + render_tenants(results.get("tenants"))
         self.stdout.write(json.dumps(results, indent=2) if options["json"] else table)
         if options["record"]:
             with open(options["record"], "a") as docs:
