@@ -38,6 +38,15 @@ FAULT_KINDS = ["429", "500", "503", "slow", "drop"]
 CUT_SHORT = "The worker running this sync stopped"
 
 
+def environment_problem(*, engine: str, redis_url: str) -> str | None:
+    """Why the soak cannot run here: it stands for several machines, which share PostgreSQL and Redis."""
+    if engine != "django.db.backends.postgresql":
+        return "The soak needs PostgreSQL: set DATABASE_URL=postgres://... (a SQLite file serves one machine)."
+    if not redis_url:
+        return "The soak needs Redis as the broker: set REDIS_URL (the ORM broker is not what several machines use)."
+    return None
+
+
 @dataclass
 class Options:
     tenants: int

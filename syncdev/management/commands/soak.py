@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from syncdev.soak import Options, Soak
+from syncdev.soak import Options, Soak, environment_problem
 
 # A few minutes on two cores: what .ci/run runs.
 REDUCED = {
@@ -52,10 +52,8 @@ class Command(BaseCommand):
         parser.add_argument("--out", default="", help="Directory for logs and figures (default: a temporary one).")
 
     def handle(self, *args, **options):
-        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-            raise CommandError("The soak needs PostgreSQL: set DATABASE_URL=postgres://... (SQLite is one machine).")
-        if not settings.REDIS_URL:
-            raise CommandError("The soak needs Redis as the broker: set REDIS_URL (the ORM broker is not tested here).")
+        if problem := environment_problem(engine=settings.DATABASES["default"]["ENGINE"], redis_url=settings.REDIS_URL):
+            raise CommandError(problem)
         if options["reduced"]:
             options.update(REDUCED)
         # The soak's own lines, not every task queued or CRM answer (the processes' logs are in --out).
