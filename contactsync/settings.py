@@ -67,6 +67,9 @@ INSTALLED_APPS = [
     "axes",
     "syncapp",
 ]
+# Development tools (the soak command); production never installs them.
+if not IS_PRODUCTION:
+    INSTALLED_APPS.append("syncdev")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

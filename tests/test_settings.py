@@ -279,3 +279,8 @@ def test_redis_url_switches_the_broker_to_redis_and_leaves_the_database_alone():
     assert resolved["orm"] is None and resolved["redis"] == "redis://127.0.0.1:6379/0"
     assert resolved["broker"] == "django_q.brokers.redis_broker.Redis"
     assert resolved["redis_target"] == ["127.0.0.1", 6379, 0]
+
+
+def test_the_development_tools_are_installed_in_development_only():
+    assert "syncdev" in settings_of("INSTALLED_APPS")["INSTALLED_APPS"]
+    assert "syncdev" not in settings_of("INSTALLED_APPS", **PRODUCTION)["INSTALLED_APPS"]

@@ -72,6 +72,12 @@ class SandboxClient:
     def record_delete(self, provider: str, account_id: str, record_id: str) -> dict:
         return self._call("DELETE", f"/accounts/{provider}/{account_id}/records/{record_id}")
 
+    def record_restore(self, provider: str, account_id: str, record_id: str) -> dict:
+        return self._call("POST", f"/accounts/{provider}/{account_id}/records/{record_id}/restore")
+
+    def faults_set(self, **faults) -> dict:
+        return self._call("PUT", "/faults", faults)
+
     def requests(self, after: int = 0) -> dict:
         return self._call("GET", f"/requests?after={after}")
 
