@@ -6,9 +6,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.sandbox.bench import Bench, free_port, render, sandbox_process
+from syncapp.sandbox.bench_fairness import fairness, fairness_unsupported, render_fairness
 from syncapp.sandbox.client import SandboxClient, SandboxControlError
 
 PARTS = ("initial", "naive", "incremental", "queries", "webhooks")
+# Parts run only when --only names them (they need PostgreSQL and Redis).
+EXTRA_PARTS = ("fairness",)
 PROVIDERS = ("hubspot", "pipedrive")
 
 
@@ -30,7 +33,13 @@ class Command(BaseCommand):
             "--naive-contacts", type=int, default=0, help="Run the naive baseline on this many app contacts only "
             "(and extrapolate linearly); default all."
         )  # fmt: skip
-        parser.add_argument("--only", default=",".join(PARTS), help=f"Parts to run, of {', '.join(PARTS)}.")
+        parser.add_argument(
+            "--only", default=",".join(PARTS), help=f"Parts to run, of {', '.join(PARTS + EXTRA_PARTS)}."
+        )
+        parser.add_argument(
+            "--fairness-contacts", type=int, default=100_000, help="Contacts per side of the fairness part's large "
+            "initial sync; 5 small tenants of 200 contacts each receive webhook-driven edits meanwhile."
+        )  # fmt: skip
         parser.add_argument(
             "--webhook-batches", type=int, default=100, help="Webhook deliveries (of 100 events) in the latency part."
         )
@@ -58,9 +67,13 @@ class Command(BaseCommand):
                 "Point it at a development database."
             )
         parts = [part for part in options["only"].split(",") if part]
-        unknown = set(parts) - set(PARTS)
+        unknown = set(parts) - set(PARTS + EXTRA_PARTS)
         if unknown:
-            raise CommandError(f"Unknown parts: {', '.join(sorted(unknown))}; choose among {', '.join(PARTS)}.")
+            raise CommandError(
+                f"Unknown parts: {', '.join(sorted(unknown))}; choose among {', '.join(PARTS + EXTRA_PARTS)}."
+            )
+        if "fairness" in parts and fairness_unsupported():
+            raise CommandError(fairness_unsupported())
         providers = [p for p in options["providers"].split(",") if p]
         unknown = set(providers) - set(PROVIDERS)
         if unknown:
@@ -102,6 +115,10 @@ class Command(BaseCommand):
                     rate=options["webhook_rate"],
                     updates=options["webhook_updates"],
                 )
+            if "fairness" in parts:
+                results["fairness"] = fairness(
+                    bench, contacts=options["fairness_contacts"], tenants=5, tenant_contacts=200, max_rounds=100
+                )
         except SandboxControlError as exc:
             raise CommandError(str(exc)) from exc
         finally:
@@ -109,7 +126,7 @@ class Command(BaseCommand):
             if process:
                 process.terminate()
                 process.wait(timeout=30)
-        table = render(results)
+        table = render(results) + ("\n".join(render_fairness(results["fairness"])) if "fairness" in results else "")
         self.stdout.write(json.dumps(results, indent=2) if options["json"] else table)
         if options["record"]:
             with open(options["record"], "a") as docs:
