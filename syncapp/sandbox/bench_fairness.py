@@ -13,8 +13,10 @@ import os
 import secrets
 import statistics
 import time
+from urllib.parse import quote
 
 from django.conf import settings
+from django.db import connection as db_connection
 
 from syncapp.models import CrmConnection, SyncRun
 from syncapp.sandbox.bench import (
@@ -68,6 +70,9 @@ def fairness(bench: Bench, *, contacts: int, tenants: int, tenant_contacts: int,
         "HUBSPOT_WEBHOOK_SECRET": secret,
         "LOG_LEVEL": "WARNING",
         "BULK_CLUSTER": BULK,
+        "SYNC_SLICE_PAGES": str(settings.SYNC_SLICE_PAGES),
+        # The database this process uses, which under pytest is the test database, not DATABASE_URL's.
+        "DATABASE_URL": _database_url(),
     }
     processes = [gunicorn_process(port, env, workers=os.cpu_count() * 2 + 1)]
     latencies: list[float] = []
@@ -106,6 +111,12 @@ def fairness(bench: Bench, *, contacts: int, tenants: int, tenant_contacts: int,
         "latency_p95_ms": round(percentile(latencies, 0.95) * 1000, 1) if latencies else None,
         "latency_max_ms": round(max(latencies) * 1000, 1) if latencies else None,
     }
+
+
+def _database_url() -> str:
+    database = db_connection.settings_dict
+    credentials = quote(database["USER"]) + (f":{quote(database['PASSWORD'])}" if database["PASSWORD"] else "")
+    return f"postgres://{credentials}@{database['HOST']}:{database['PORT']}/{quote(database['NAME'])}"
 
 
 def _listed(connection: CrmConnection) -> bool:
