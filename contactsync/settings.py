@@ -188,6 +188,12 @@ SYNC_BATCH_SIZE = env.int("SYNC_BATCH_SIZE", default=100)
 # A sync holds its connection's lock for this long without renewing it; a killed worker's
 # lock expires after it.
 SYNC_LOCK_TTL = env.int("SYNC_LOCK_TTL", default=600)  # seconds
+# Pages a sync task reads at most before it queues its continuation, so a long listing takes turns
+# with other tenants' work instead of holding a worker for an hour.
+SYNC_SLICE_PAGES = env.int("SYNC_SLICE_PAGES", default=20)
+# The django-q2 cluster that runs full listings and continuation slices (`Q_CLUSTER_NAME=<it> manage.py
+# qcluster`); empty: the default cluster runs them too (a single-process setup).
+BULK_CLUSTER = env.str("BULK_CLUSTER", default="")
 
 # Where CRMs reach this deployment (webhook URLs are printed and registered with it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
@@ -236,6 +242,8 @@ Q_CLUSTER = {
     "retry": 1200,
     "max_attempts": MAX_RETRY_ATTEMPTS,
     "catch_up": False,
+    # The bulk cluster takes its settings from the default one; only its queue differs.
+    "ALT_CLUSTERS": {BULK_CLUSTER: {}} if BULK_CLUSTER else {},
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

@@ -134,6 +134,12 @@ class CrmConnection(models.Model):
     # Where the next scan for CRM deletions starts (CrmAdapter.list_deleted); moves only after a complete scan.
     deletion_cursor = models.TextField(blank=True)
     last_full_sync_at = models.DateTimeField(null=True, blank=True)
+    # The full listing in progress, across its slices: the changes cursor taken when it began (empty:
+    # none in progress) and the adapter's token for the page it resumes from.
+    listing_cursor = models.CharField(max_length=200, blank=True, editable=False)
+    listing_page = models.TextField(blank=True, editable=False)
+    # Set while a slice of a long sync waits in the queue or runs, so polls do not start a second chain.
+    slice_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     lock_owner = models.CharField(max_length=64, blank=True, editable=False)
     lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Set while a push task waits in the queue, so a burst of edits queues one task.
@@ -257,12 +263,31 @@ class SyncRun(models.Model):
         max_length=200, blank=True, help_text="Fields the CRM account cannot hold yet, left out of this run."
     )
     error = models.TextField(blank=True)
+    continues = models.BooleanField(
+        default=False,
+        help_text="This run read its share of a long listing or of many changes; the next slice continues it.",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["connection", "-started_at"])]
 
     def __str__(self):
         return f"{self.trigger} run {self.pk} of {self.connection}"
+
+
+class ListedRecord(models.Model):
+    """A CRM record a sliced full listing has read, kept until the listing completes.
+
+    Deletions may be inferred only from a complete listing, so the slices before the last one leave
+    here what they saw: the record's id, and the emails it holds while it lives.
+    """
+
+    connection = models.ForeignKey(CrmConnection, on_delete=models.CASCADE, related_name="listed")
+    remote_id = models.CharField(max_length=100)
+    emails = models.JSONField(default=list)
+
+    def __str__(self):
+        return f"{self.remote_id} listed for {self.connection}"
 
 
 class ExcludedRecord(models.Model):

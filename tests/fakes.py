@@ -185,7 +185,7 @@ class InMemoryAdapter(CrmAdapter):
         # Like HubSpot when emails are unique (a create answers "Existing ID"), like Pipedrive otherwise.
         return self.crm.unique_emails
 
-    def list_all(self):
+    def list_all(self, *, resume=None):
         """Yield pages by id, one API call each, resuming after the last id of the previous page.
 
         Like a cursor API, an answer says whether more follow, so a listing takes exactly as many
@@ -193,7 +193,7 @@ class InMemoryAdapter(CrmAdapter):
         mark of when the listing began, from which an incremental listing continues.
         """
         high_water = str(max((r.seq for r in self.crm.records.values()), default=0))
-        after, number = 0, 0
+        after, number = int(resume or 0), 0
         while True:
             found = self._call(
                 "list_all",
@@ -207,7 +207,7 @@ class InMemoryAdapter(CrmAdapter):
             number += 1
             if action := self.crm.after_listing_page.pop(number, None):
                 action()
-            yield RemotePage(records=records, cursor=high_water)
+            yield RemotePage(records=records, cursor=high_water, resume=page[-1].id if more else None)
             if not more:
                 return
             after = int(page[-1].id)

@@ -374,13 +374,8 @@ class Bench:
         connection_sync(connection=connection, full=True)
         records = self.sandbox.records("hubspot", account["account_id"])
         env = {**os.environ, **sandbox_api_environ(), "HUBSPOT_WEBHOOK_SECRET": secret, "LOG_LEVEL": "WARNING"}
-        connections.close_all()
         workers = os.cpu_count() * 2 + 1
-        gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "contactsync.wsgi:application", "-b", f"127.0.0.1:{port}",
-             "-w", str(workers), "--log-level", "warning"],
-            cwd=settings.BASE_DIR, env=env,
-        )  # fmt: skip
+        gunicorn = gunicorn_process(port, env, workers=workers)
         try:
             wait_for_port(port)
             self.progress(
@@ -390,20 +385,15 @@ class Bench:
             # The ingested events named real contacts; they are not what the latency part measures.
             WebhookEvent.objects.filter(connection=connection).update(status=WebhookEvent.Status.PROCESSED)
             get_broker().purge_queue()
-            cluster = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"], cwd=settings.BASE_DIR, env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            cluster = qcluster_process(env)
             try:
                 time.sleep(3)  # the cluster's workers start
                 self.progress(f"  webhook to contact updated: {updates} CRM edits with a django-q2 cluster")
                 latencies = self._end_to_end(connection, account, records, updates=updates)
             finally:
-                cluster.terminate()
-                cluster.wait(timeout=30)
+                stop(cluster)
         finally:
-            gunicorn.terminate()
-            gunicorn.wait(timeout=30)
+            stop(gunicorn)
         return {
             **ingest,
             "gunicorn_workers": workers,
@@ -474,9 +464,10 @@ class Bench:
             "ack_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
         }
 
-    def _end_to_end(self, connection, account, records, *, updates: int) -> list[float]:
+    def _end_to_end(self, connection, account, records, *, updates: int, first: int = 0) -> list[float]:
+        """Edit ``updates`` records in the CRM one at a time; return each edit's seconds until the app shows it."""
         latencies = []
-        for n in range(updates):
+        for n in range(first, first + updates):
             record = records[(n * 7919) % len(records)]
             value = f"Webhook {n}"
             started = time.perf_counter()
@@ -506,6 +497,29 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"Nothing listens on port {port} after {timeout} s.")
+
+
+def gunicorn_process(port: int, env: dict, *, workers: int) -> subprocess.Popen:
+    """The web app under gunicorn on loopback; database connections are closed first, as before a fork."""
+    connections.close_all()
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "contactsync.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", str(workers), "--log-level", "warning"],
+        cwd=settings.BASE_DIR, env=env,
+    )  # fmt: skip
+
+
+def qcluster_process(env: dict) -> subprocess.Popen:
+    """A django-q2 cluster (``Q_CLUSTER_NAME`` in ``env`` picks which), its output discarded."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"], cwd=settings.BASE_DIR, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(timeout=30)
 
 
 def sandbox_process(port: int) -> subprocess.Popen:

@@ -49,10 +49,15 @@ def schedule_upsert(*, name: str, func: str, args: tuple, **fields) -> Schedule:
     return schedule
 
 
-def schedule_once_upsert(*, name: str, func: str, args: tuple, delay: float) -> Schedule:
-    """Run ``func(*args)`` once, ``delay`` seconds from now: one pending run per name, the latest request wins."""
+def schedule_once_upsert(*, name: str, func: str, args: tuple, delay: float, **fields) -> Schedule:
+    """Run ``func(*args)`` once, ``delay`` seconds from now: one pending run per name, the latest request wins.
+
+    ``fields`` are further Schedule fields, such as ``kwargs`` or the ``cluster`` to run on.
+    """
     run_at = timezone.now() + timedelta(seconds=delay)
-    return schedule_upsert(name=name, func=func, args=args, schedule_type=Schedule.ONCE, repeats=-1, next_run=run_at)
+    return schedule_upsert(
+        name=name, func=func, args=args, schedule_type=Schedule.ONCE, repeats=-1, next_run=run_at, **fields
+    )
 
 
 def _schedule_name(connection_id: int) -> str:

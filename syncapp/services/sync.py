@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -41,7 +41,16 @@ from syncapp.exceptions import (
     SyncError,
     TransientProviderError,
 )
-from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, SyncRun
+from syncapp.models import (
+    Contact,
+    ContactLink,
+    CrmConnection,
+    ExcludedRecord,
+    ListedRecord,
+    OutboxEntry,
+    SyncConflict,
+    SyncRun,
+)
 from syncapp.providers import get_adapter
 from syncapp.providers.base import WriteResult
 from syncapp.services.connections import connection_lock, connection_status_set
@@ -58,6 +67,8 @@ LINK_FIELDS = ["remote_id", "base", "base_deleted", "status", "last_error", "rem
 HELD_OPS = frozenset({"update", "archive"})
 # Seconds a held pair waits at most, so a sparse listing does not write what it read long ago.
 HOLD_AT_MOST = 30
+# Seconds before a slice that found its connection's lock taken tries again (a webhook's or a push's run).
+SLICE_RETRY_DELAY = 5
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -90,12 +101,29 @@ class _Seen:
 
     ids: set[str] = field(default_factory=set)
     emails: set[str] = field(default_factory=set)
+    # What add() was given since the last save(): (record id, its emails while it lives).
+    unsaved: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def add(self, remotes: list[RemoteState]) -> None:
         for remote in remotes:
+            emails = [] if remote.deleted else _emails(remote)
             self.ids.add(remote.remote_id)
-            if not remote.deleted:
-                self.emails.update(_emails(remote))
+            self.emails.update(emails)
+            self.unsaved.append((remote.remote_id, emails))
+
+    def save(self, connection: CrmConnection) -> None:
+        """Keep what was added since the last save as read by ``connection``'s listing in progress."""
+        ListedRecord.objects.bulk_create(
+            [ListedRecord(connection=connection, remote_id=rid, emails=emails) for rid, emails in self.unsaved],
+            batch_size=1000,
+        )
+        self.unsaved = []
+
+    def load(self, connection: CrmConnection) -> None:
+        """Add what the earlier slices of ``connection``'s listing in progress read."""
+        for remote_id, emails in ListedRecord.objects.filter(connection=connection).values_list("remote_id", "emails"):
+            self.ids.add(remote_id)
+            self.emails.update(emails)
 
 
 @dataclass(frozen=True)
@@ -319,20 +347,32 @@ class ConnectionSync:
         self.refused: dict[str, str] = {}
         # Why the latest CRM write counted in counts.pending was not made.
         self.pending_reason = ""
+        # Set when the run stopped after its share of pages (see full and incremental): a later run goes on.
+        self.continues = False
 
     # Entry points ---------------------------------------------------------------
 
-    def incremental(self) -> None:
-        """Read what changed since the saved cursor, saving the cursor after every page, then what was deleted."""
+    def incremental(self, *, slice_pages: int | None = None) -> None:
+        """Read what changed since the saved cursor, saving the cursor after every page, then what was deleted.
+
+        With ``slice_pages``, stop after that many pages whose cursor was saved (``self.continues``):
+        the next incremental run reads on from there, and scans for deletions once it has caught up.
+        """
         first = not self.connection.deletion_cursor and self.adapter.deletions_cursor(
             changes_cursor=self.connection.sync_cursor or None
         )
         if first:  # fixed before the search moves its cursor, so a scan that fails still starts from here
             self._save_cursor("deletion_cursor", first)
+        pages = 0
         for page in self.adapter.list_changed(cursor=self.connection.sync_cursor or None):
             self.reconcile(remotes=page.records)
             if page.cursor:
                 self._save_cursor("sync_cursor", page.cursor)
+                pages += 1
+                if slice_pages and pages >= slice_pages and not self.dry_run:
+                    # Possibly the last page: the next run then reads an empty window, one call.
+                    self.continues = True
+                    return
         if self.connection.deletion_cursor:
             self._deletions()
 
@@ -351,20 +391,32 @@ class ConnectionSync:
         if not self.dry_run:
             self.connection.save(update_fields=[field])
 
-    def full(self) -> None:
+    def full(self, *, slice_pages: int | None = None) -> None:
         """List every CRM record, then create in the CRM the app contacts nothing matched.
 
         Only a complete listing may conclude that a record is gone. The creates need no lookup
         by email: the listing saw every record that existed before it began, and one catch-up
         read of what changed since then (where the CRM would accept a duplicate) sees the records
         created or re-addressed while it ran.
+
+        With ``slice_pages``, read at most that many pages, then checkpoint (``self.continues``):
+        the connection keeps the page to resume from and the listing's first cursor, and
+        ListedRecord what was read, so the run that reads the last page decides on deletions and
+        creates from the whole listing. A run cut short resumes from the last checkpoint.
         """
         seen = _Seen()
-        cursor = None
-        for page in self.adapter.list_all():
+        resume, cursor = self.connection.listing_page or None, self.connection.listing_cursor or None
+        if resume is None and not self.dry_run:
+            ListedRecord.objects.filter(connection=self.connection).delete()  # left by an abandoned listing
+        for pages, page in enumerate(self.adapter.list_all(resume=resume), start=1):
             self.reconcile(remotes=page.records, hold=True)
             seen.add(page.records)
-            cursor = page.cursor or cursor
+            cursor = cursor or page.cursor
+            if page.resume and slice_pages and pages >= slice_pages and not self.dry_run:
+                self._listing_checkpoint(seen, resume=page.resume, cursor=cursor)
+                return
+        if resume:
+            seen.load(self.connection)
         caught_up = None
         if not self.adapter.refuses_duplicate_emails and self._unmatched(seen, with_email=True):
             for page in self.adapter.list_changed(cursor=cursor):
@@ -386,7 +438,21 @@ class ConnectionSync:
         if not self.dry_run:
             self.connection.last_full_sync_at = timezone.now()
             self.connection.sync_cursor = caught_up or cursor or self.connection.sync_cursor
-            self.connection.save(update_fields=["last_full_sync_at", "sync_cursor"])
+            self.connection.listing_page = self.connection.listing_cursor = ""
+            with transaction.atomic():
+                self.connection.save(
+                    update_fields=["last_full_sync_at", "sync_cursor", "listing_page", "listing_cursor"]
+                )
+                ListedRecord.objects.filter(connection=self.connection).delete()
+
+    def _listing_checkpoint(self, seen: _Seen, *, resume: str, cursor: str | None) -> None:
+        """End this slice of a full listing: write what it holds back, save where the next slice starts."""
+        self._release_held()
+        self.connection.listing_page, self.connection.listing_cursor = resume, cursor or ""
+        with transaction.atomic():
+            seen.save(self.connection)
+            self.connection.save(update_fields=["listing_page", "listing_cursor"])
+        self.continues = True
 
     def _unmatched(self, seen: _Seen, *, with_email: bool = False) -> list[int]:
         """Return the live unlinked contacts whose email no record read by this run holds, emailless last."""
@@ -941,6 +1007,7 @@ def connection_sync(
     dry_run: bool = False,
     adapter=None,
     progress: Callable[[int], None] | None = None,
+    slice_pages: int | None = None,
 ) -> SyncRun:
     """Run one sync of ``connection`` and return its SyncRun.
 
@@ -954,6 +1021,11 @@ def connection_sync(
     for a later run. ``progress``, when given, is called with
     the number of app contact and CRM record pairs each batch has just reconciled; how many there
     will be is not known beforehand.
+
+    With ``slice_pages`` (the tasks), a listing or a long read of changes stops after that many
+    pages and the run queues its continuation on the bulk cluster (``run.continues``); a full
+    listing in progress is resumed from its checkpoint by the next run with ``full``. Each slice
+    is a SyncRun of its own, counting what that slice did.
     """
     if connection.status not in CrmConnection.SYNCABLE_STATUSES:
         raise ConnectionInactiveError(f"Connection {connection.pk} is {connection.get_status_display().lower()}.")
@@ -995,9 +1067,9 @@ def connection_sync(
             if remote_ids is not None:
                 sync.hinted(remote_ids)
             elif full:
-                sync.full()
+                sync.full(slice_pages=slice_pages)
             elif trigger != SyncRun.Trigger.PUSH:
-                sync.incremental()
+                sync.incremental(slice_pages=slice_pages)
             sync.push()
             if not dry_run:
                 sync.revisit_exclusions()
@@ -1031,16 +1103,69 @@ def connection_sync(
             for name, count in (sync.counts if sync else SyncCounts()).totals().items():
                 setattr(run, name, count)
             run.api_calls = adapter.api_calls
+            run.continues = bool(sync and sync.continues)
             run.finished_at = timezone.now()
             run.save()
     if not dry_run:
         outbox_follow_up(connection=connection, failed=run.status == SyncRun.Status.FAILED, retry_after=retry_after)
+        if run.continues:
+            # Queued once the lock is released, so the continuation does not find it held.
+            connection_slice_queue(connection=connection, trigger=trigger, full=full)
+        elif slice_pages and full:
+            # The listing completed, or failed: the next poll that finds a listing due starts a new chain.
+            CrmConnection.objects.filter(pk=connection.pk).update(slice_queued_at=None)
     run.plan = sync.counts.planned if sync else []
     run.refused_remote_ids = sync.refused if sync else {}
     return run
 
 
 SYNC_TASK = "syncapp.tasks.connection_sync"
+
+
+def bulk_cluster() -> str | None:
+    """Return the django-q2 cluster for listings and continuation slices (None: the default cluster)."""
+    return settings.BULK_CLUSTER or None
+
+
+def connection_slice_queue(*, connection: CrmConnection, trigger: str, full: bool, start: bool = False) -> bool:
+    """Queue the next slice of ``connection``'s long sync on the bulk cluster; return whether one was queued.
+
+    A full listing's chain of slices is marked on the connection (``slice_queued_at``). With
+    ``start`` (a poll finding a listing due) nothing is queued while a slice of that chain waits or
+    runs, unless it was queued longer ago than django-q2's ``retry``, after which django-q2 itself
+    presumes a task lost: a worker killed mid-slice ends its chain, and that poll starts it again
+    from the listing's checkpoint.
+    """
+    from django_q.tasks import async_task
+
+    if full:
+        now = timezone.now()
+        marked = CrmConnection.objects.filter(pk=connection.pk)
+        if start:
+            lost = now - timedelta(seconds=settings.Q_CLUSTER["retry"])
+            marked = marked.filter(Q(slice_queued_at__isnull=True) | Q(slice_queued_at__lt=lost))
+        if not marked.update(slice_queued_at=now):
+            return False
+    async_task(
+        SYNC_TASK, connection.pk, trigger=trigger, full=full, group=f"sync-{connection.pk}", cluster=bulk_cluster()
+    )
+    return True
+
+
+def connection_slice_retry(*, connection_id: int, trigger: str, full: bool) -> None:
+    """Run a slice again shortly: it found another sync of its connection running (one pending retry per connection)."""
+    from syncapp.services.schedules import schedule_once_upsert
+
+    if full:
+        CrmConnection.objects.filter(pk=connection_id).update(slice_queued_at=timezone.now())
+    schedule_once_upsert(
+        name=f"contactsync-slice-{connection_id}",
+        func=SYNC_TASK,
+        args=(connection_id,),
+        kwargs=repr({"trigger": trigger, "full": full}),
+        cluster=bulk_cluster(),
+        delay=SLICE_RETRY_DELAY,
+    )
 
 
 def connection_sync_queue(*, connection: CrmConnection, trigger: str = SyncRun.Trigger.MANUAL) -> str:

@@ -12,7 +12,7 @@ from syncapp.models import CrmConnection
 from syncapp.services.outbox import PUSH_TASK, push_retry_schedule
 from syncapp.services.schedules import connection_schedule_update, schedules_sync
 from syncapp.services.webhooks import webhook_process_schedule
-from tests.conftest import make_connection
+from tests.conftest import make_connection, queued_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -53,25 +53,27 @@ def test_schedule_syncs_command_is_idempotent_and_drops_orphans(tenant):
     assert list(Schedule.objects.values_list("name", flat=True)) == [f"contactsync-poll-{connection.pk}"]
 
 
-def test_a_poll_lists_everything_once_the_full_sync_interval_has_passed(tenant, settings):
+def test_a_poll_hands_a_due_listing_to_the_bulk_queue_and_reads_changes_itself(tenant, settings, broker):
     from datetime import timedelta
 
-    from django.utils import timezone
-
-    from syncapp.tasks import connection_poll
+    from syncapp import tasks
 
     settings.FULL_SYNC_INTERVAL = 3_600_000
     connection, crm = make_connection(tenant)
 
-    def listing_after(poll):
+    def poll():
         crm.calls.clear()
-        poll()
-        return "list_all" if "list_all" in crm.calls else "list_changed"
+        tasks.connection_poll(connection.pk)
+        listings = [task for task in queued_tasks(broker) if task["kwargs"].get("full")]
+        return sorted(set(crm.calls) & {"list_all", "list_changed"}), len(listings)
 
-    assert listing_after(lambda: connection_poll(connection.pk)) == "list_all"  # never listed yet
-    assert listing_after(lambda: connection_poll(connection.pk)) == "list_changed"
+    assert poll() == ([], 1)  # never synced: the queued listing reads everything
+    assert poll() == ([], 0)  # that listing still waits: no second one
+    tasks.connection_sync(connection.pk, full=True)
+    assert "list_all" in crm.calls
+    assert poll() == (["list_changed"], 0)
     CrmConnection.objects.filter(pk=connection.pk).update(last_full_sync_at=timezone.now() - timedelta(hours=2))
-    assert listing_after(lambda: connection_poll(connection.pk)) == "list_all"
+    assert poll() == (["list_changed"], 1)
 
 
 def _reschedule_concurrently(reschedule, delays):

@@ -6,12 +6,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.sandbox.bench import Bench, free_port, render, sandbox_process
+from syncapp.sandbox.bench_fairness import fairness, fairness_unsupported, render_fairness
 from syncapp.sandbox.bench_tenants import TenantsBench, render_tenants, tenants_bench_refusal
 from syncapp.sandbox.client import SandboxClient, SandboxControlError
 
-PARTS = ("initial", "naive", "incremental", "queries", "webhooks", "tenants")
+PARTS = ("initial", "naive", "incremental", "queries", "webhooks", "tenants", "fairness")
 # Run only when named: they need PostgreSQL and Redis.
-OPT_IN_PARTS = ("tenants",)
+OPT_IN_PARTS = ("tenants", "fairness")
 PROVIDERS = ("hubspot", "pipedrive")
 
 
@@ -52,6 +53,10 @@ class Command(BaseCommand):
             "--tenant-timeout", type=float, default=3600, help="Seconds each phase of the tenants part may take."
         )
         parser.add_argument(
+            "--fairness-contacts", type=int, default=100_000, help="Contacts per side of the fairness part's large "
+            "initial sync; 5 small tenants of 200 contacts each receive webhook-driven edits meanwhile."
+        )  # fmt: skip
+        parser.add_argument(
             "--webhook-batches", type=int, default=100, help="Webhook deliveries (of 100 events) in the latency part."
         )
         parser.add_argument(
@@ -87,6 +92,8 @@ class Command(BaseCommand):
         unknown = set(parts) - set(PARTS)
         if unknown:
             raise CommandError(f"Unknown parts: {', '.join(sorted(unknown))}; choose among {', '.join(PARTS)}.")
+        if "fairness" in parts and fairness_unsupported():
+            raise CommandError(fairness_unsupported())
         providers = [p for p in options["providers"].split(",") if p]
         unknown = set(providers) - set(PROVIDERS)
         if unknown:
@@ -142,6 +149,10 @@ class Command(BaseCommand):
                     workers=[int(count) for count in options["workers"].split(",") if count],
                     timeout=options["tenant_timeout"],
                 )
+            if "fairness" in parts:
+                results["fairness"] = fairness(
+                    bench, contacts=options["fairness_contacts"], tenants=5, tenant_contacts=200, max_rounds=100
+                )
         except SandboxControlError as exc:
             raise CommandError(str(exc)) from exc
         finally:
@@ -150,6 +161,8 @@ class Command(BaseCommand):
                 process.terminate()
                 process.wait(timeout=30)
         table = render(results) + render_tenants(results.get("tenants"))
+        if "fairness" in results:
+            table += "\n".join(render_fairness(results["fairness"]))
         self.stdout.write(json.dumps(results, indent=2) if options["json"] else table)
         if options["record"]:
             with open(options["record"], "a") as docs:

@@ -16,10 +16,15 @@ from syncapp.engine import ContactRecord, RemoteState
 
 @dataclass(frozen=True)
 class RemotePage:
-    """One page of a listing. ``cursor`` is where a restarted listing resumes after this page."""
+    """One page of a listing. ``cursor`` is where a restarted listing resumes after this page.
+
+    ``resume``, on the pages of ``list_all`` but the last, is where a listing cut after this page
+    continues: ``list_all(resume=...)`` yields the pages that follow it.
+    """
 
     records: list[RemoteState]
     cursor: str | None = None
+    resume: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,13 +120,14 @@ class CrmAdapter:
 
     # Reads -------------------------------------------------------------------
 
-    def list_all(self) -> Iterator[RemotePage]:
+    def list_all(self, *, resume: str | None = None) -> Iterator[RemotePage]:
         """Yield every live record, page by page; exhausting the iterator means the listing is complete.
 
         The last page's cursor is where ``list_changed`` continues afterwards. It must cover the
         whole listing window: a record created or changed while the listing ran (even on a page
         already read) is changed since that cursor. A full sync reads from it once more before
-        it creates records, and so does the next poll.
+        it creates records, and so does the next poll. With ``resume`` (a page's ``resume``), yield
+        only the pages after that page; a listing resumed in a later task keeps its first cursor.
         """
         raise NotImplementedError("subclasses of CrmAdapter must provide a list_all() method")
 

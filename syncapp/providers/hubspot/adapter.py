@@ -87,19 +87,19 @@ class HubspotAdapter(CrmAdapter):
 
     # Reads ------------------------------------------------------------------------------------
 
-    def list_all(self):
+    def list_all(self, *, resume=None):
         # Taken before the first page, so changes made while the listing runs are picked up by the
         # next incremental read (which goes back SEARCH_OVERLAP_MS once more).
         cursor = str(int(time.time() * 1000) - SEARCH_OVERLAP_MS)
-        for results in self._listing(archived=False):
-            yield RemotePage(records=[self.to_record(item) for item in results], cursor=cursor)
+        for results, after in self._listing(archived=False, after=resume):
+            yield RemotePage(records=[self.to_record(item) for item in results], cursor=cursor, resume=after)
 
-    def _listing(self, *, archived: bool):
-        after = None
+    def _listing(self, *, archived: bool, after: str | None = None):
+        """Yield each page's results and the token of the page after it (None on the last page)."""
         while True:
             body = self.client.list_contacts(properties=self.properties, after=after, archived=archived)
-            yield body.get("results", [])
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            yield body.get("results", []), after
             if not after:
                 return
 
@@ -125,7 +125,7 @@ class HubspotAdapter(CrmAdapter):
         state = json.loads(cursor)
         since, handled = state["since"], set(state["handled"])
         archived_at: dict[str, int] = {}
-        for results in self._listing(archived=True):  # pages of 100, a batch read's limit
+        for results, _ in self._listing(archived=True):  # pages of 100, a batch read's limit
             recent = {str(item["id"]): item for item in results if mapping.archived_ms(item) >= since}
             archived_at.update({remote_id: mapping.archived_ms(item) for remote_id, item in recent.items()})
             unseen = [item for remote_id, item in recent.items() if remote_id not in handled]

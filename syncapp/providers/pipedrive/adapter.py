@@ -92,8 +92,7 @@ class PipedriveAdapter(CrmAdapter):
 
     # Reads --------------------------------------------------------------------------------
 
-    def _pages(self, **query):
-        cursor = None
+    def _pages(self, *, cursor: str | None = None, **query):
         while True:
             records, next_cursor = self._page(self.client.persons_list(cursor=cursor, **query))
             yield records, next_cursor
@@ -106,7 +105,7 @@ class PipedriveAdapter(CrmAdapter):
         records = [self.to_record(item) for item in body.get("data") or []]
         return records, (body.get("additional_data") or {}).get("next_cursor")
 
-    def list_all(self):
+    def list_all(self, *, resume=None):
         # The cursor is when the listing began, so reading changes from it covers the whole listing
         # window. The latest update_time listed would not: a person on an early page edited while
         # later pages were read can have changed before it. The start is taken by Pipedrive's own
@@ -115,9 +114,9 @@ class PipedriveAdapter(CrmAdapter):
         # POLL_OVERLAP (list_changed then goes back twice that), so a small clock skew misses nothing.
         started = datetime.now(UTC) - POLL_OVERLAP
         cursor = None
-        for records, _ in self._pages():
+        for records, next_cursor in self._pages(cursor=resume):
             cursor = cursor or (_http_date(self._crm_date) or started).isoformat()
-            yield RemotePage(records=records, cursor=cursor)
+            yield RemotePage(records=records, cursor=cursor, resume=next_cursor)
 
     def list_changed(self, *, cursor):
         def persons(since, after):
