@@ -21,6 +21,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import requests
 from django.conf import settings
@@ -373,7 +374,7 @@ class Bench:
         )
         connection_sync(connection=connection, full=True)
         records = self.sandbox.records("hubspot", account["account_id"])
-        env = {**os.environ, **sandbox_api_environ(), "HUBSPOT_WEBHOOK_SECRET": secret, "LOG_LEVEL": "WARNING"}
+        env = worker_environ(HUBSPOT_WEBHOOK_SECRET=secret)
         workers = os.cpu_count() * 2 + 1
         gunicorn = gunicorn_process(port, env, workers=workers)
         try:
@@ -497,6 +498,19 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"Nothing listens on port {port} after {timeout} s.")
+
+
+def worker_environ(**extra: str) -> dict[str, str]:
+    """The environment of a web or worker process this one starts: this process's database (under pytest the
+    test database, not DATABASE_URL's), broker and encryption key (tests set their own), and the sandbox's hosts."""
+    database = settings.DATABASES["default"]
+    environ = {**os.environ, **sandbox_api_environ(), "SYNC_ENCRYPTION_KEY": settings.SYNC_ENCRYPTION_KEY}
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        user = quote(database["USER"]) + (f":{quote(database['PASSWORD'])}" if database.get("PASSWORD") else "")
+        environ["DATABASE_URL"] = f"postgres://{user}@{database['HOST']}:{database['PORT']}/{quote(database['NAME'])}"
+    if settings.REDIS_URL:
+        environ["REDIS_URL"] = settings.REDIS_URL
+    return {**environ, "LOG_LEVEL": "WARNING", **extra}
 
 
 def gunicorn_process(port: int, env: dict, *, workers: int) -> subprocess.Popen:

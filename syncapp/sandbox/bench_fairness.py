@@ -13,10 +13,8 @@ import os
 import secrets
 import statistics
 import time
-from urllib.parse import quote
 
 from django.conf import settings
-from django.db import connection as db_connection
 
 from syncapp.models import CrmConnection, SyncRun
 from syncapp.sandbox.bench import (
@@ -29,8 +27,8 @@ from syncapp.sandbox.bench import (
     qcluster_process,
     stop,
     wait_for_port,
+    worker_environ,
 )
-from syncapp.sandbox.client import sandbox_api_environ
 from syncapp.services.sync import connection_sync
 
 BULK = "bulk"
@@ -64,16 +62,9 @@ def fairness(bench: Bench, *, contacts: int, tenants: int, tenant_contacts: int,
         connection_sync(connection=connection, full=True)
         small.append((connection, account, bench.sandbox.records("hubspot", account["account_id"])))
     large, _ = bench.setup("hubspot", half_overlapping(contacts), label="fair-large")
-    env = {
-        **os.environ,
-        **sandbox_api_environ(),
-        "HUBSPOT_WEBHOOK_SECRET": secret,
-        "LOG_LEVEL": "WARNING",
-        "BULK_CLUSTER": BULK,
-        "SYNC_SLICE_PAGES": str(settings.SYNC_SLICE_PAGES),
-        # The database this process uses, which under pytest is the test database, not DATABASE_URL's.
-        "DATABASE_URL": _database_url(),
-    }
+    env = worker_environ(
+        HUBSPOT_WEBHOOK_SECRET=secret, BULK_CLUSTER=BULK, SYNC_SLICE_PAGES=str(settings.SYNC_SLICE_PAGES)
+    )
     processes = [gunicorn_process(port, env, workers=os.cpu_count() * 2 + 1)]
     latencies: list[float] = []
     sent = 0
@@ -86,9 +77,12 @@ def fairness(bench: Bench, *, contacts: int, tenants: int, tenant_contacts: int,
         for number in range(max_rounds):
             if _listed(large):
                 break
+            seen = len(latencies)
             for connection, account, records in small:
                 latencies += bench._end_to_end(connection, account, records, updates=1, first=number)
                 sent += 1
+            if len(latencies) == seen:
+                raise RuntimeError("No CRM edit of a round reached the app: is the default django-q2 cluster failing?")
         during = not _listed(large)
         bench.progress("  waiting for the initial sync to finish")
         _wait(lambda: _listed(large) or _failed(large), FINISH_TIMEOUT)
@@ -111,12 +105,6 @@ def fairness(bench: Bench, *, contacts: int, tenants: int, tenant_contacts: int,
         "latency_p95_ms": round(percentile(latencies, 0.95) * 1000, 1) if latencies else None,
         "latency_max_ms": round(max(latencies) * 1000, 1) if latencies else None,
     }
-
-
-def _database_url() -> str:
-    database = db_connection.settings_dict
-    credentials = quote(database["USER"]) + (f":{quote(database['PASSWORD'])}" if database["PASSWORD"] else "")
-    return f"postgres://{credentials}@{database['HOST']}:{database['PORT']}/{quote(database['NAME'])}"
 
 
 def _listed(connection: CrmConnection) -> bool:

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connections
@@ -27,8 +26,8 @@ from django_q.status import Stat
 from django_q.tasks import async_task
 
 from syncapp.models import Contact, CrmConnection, OutboxEntry, SyncRun, Tenant
-from syncapp.sandbox.bench import Bench, Dataset, contact_values, half_overlapping
-from syncapp.sandbox.client import SandboxClient, sandbox_api_environ
+from syncapp.sandbox.bench import Bench, Dataset, contact_values, half_overlapping, worker_environ
+from syncapp.sandbox.client import SandboxClient
 from syncapp.services.contacts import contact_update
 from syncapp.services.schedules import POLL_TASK
 from syncapp.services.tenants import tenant_create
@@ -229,19 +228,7 @@ class TenantsBench:
     def _clusters(self, workers: int) -> list[subprocess.Popen]:
         """``workers`` clusters of one worker each, as on that many machines: they share Redis and PostgreSQL only."""
         get_broker().purge_queue()
-        database = settings.DATABASES["default"]
-        user = quote(database["USER"]) + (f":{quote(database['PASSWORD'])}" if database.get("PASSWORD") else "")
-        env = {
-            **os.environ,
-            **sandbox_api_environ(),
-            # The database this process uses (a test run's own), and what decrypts its connections' tokens.
-            "DATABASE_URL": f"postgres://{user}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-            "REDIS_URL": settings.REDIS_URL,
-            "SYNC_ENCRYPTION_KEY": settings.SYNC_ENCRYPTION_KEY,
-            "MAX_CONCURRENT_SYNCS": "1",
-            "LOG_LEVEL": "WARNING",
-            QUERY_COUNTER_ENV: self._counter_key(),
-        }
+        env = worker_environ(MAX_CONCURRENT_SYNCS="1", **{QUERY_COUNTER_ENV: self._counter_key()})
         connections.close_all()
         clusters = [
             subprocess.Popen(

@@ -11,7 +11,7 @@ from syncapp.models import Tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-production_like = settings.DATABASES["default"]["ENGINE"].endswith("postgresql") and settings.REDIS_URL
+production_like = settings.DATABASES["default"]["ENGINE"].endswith("postgresql") and bool(settings.REDIS_URL)
 
 
 @pytest.mark.skipif(production_like, reason="the refusal shows on SQLite or the ORM broker only")
