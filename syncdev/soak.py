@@ -117,6 +117,10 @@ class Soak:
         self.workers = [
             Process(f"worker.{n}", types["worker"], cwd=settings.BASE_DIR, env=env, log=out / f"worker.{n}.log")
             for n in range(1, self.options.workers + 1)
+        ] + [  # the Procfile's further clusters (the bulk one), once each: a kill may take one too
+            Process(name, command, cwd=settings.BASE_DIR, env=env, log=out / f"{name}.log")
+            for name, command in types.items()
+            if name not in ("web", "worker")
         ]  # fmt: skip
         self.processes = [web, *self.workers]
         connections.close_all()  # no connection inherited across processes
@@ -169,7 +173,7 @@ class Soak:
             self.figures["seed_seconds"] = round(time.monotonic() - began, 1)
             # Each connection's poll schedule, and its initial full sync at once.
             schedules_sync()
-            self.progress(f"Starting the Procfile's web process and {options.workers} workers")
+            self.progress(f"Starting the Procfile's web process, {options.workers} workers and its other clusters")
             self._start_app(web_port)
             for connection in CrmConnection.objects.all():
                 async_task(SYNC_TASK, connection.pk, trigger=SyncRun.Trigger.FULL, full=True)

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_procfile_defines_the_web_process_and_the_worker_the_soak_starts():
     types = procfile_read(ROOT / "Procfile")
-    assert types["web"].startswith("gunicorn contactsync.wsgi ") and "$PORT" in types["web"]
-    assert types["worker"] == "python manage.py qcluster"
+    assert types["web"].startswith("env BULK_CLUSTER=bulk gunicorn contactsync.wsgi ") and "$PORT" in types["web"]
+    assert types["worker"] == "env BULK_CLUSTER=bulk python manage.py qcluster"
+    assert types["bulk"] == "env BULK_CLUSTER=bulk Q_CLUSTER_NAME=bulk python manage.py qcluster"
 
 
 def test_a_procfile_line_without_a_name_is_refused(tmp_path):
