@@ -1,6 +1,7 @@
 """Shared pieces of the browser tests: Debian's headless Chromium, signing in, and a worker's tasks.
 
-CI installs Chromium (`.ci/run`); the tests need it at /usr/bin/chromium and never download a browser.
+The tests need Chromium at /usr/bin/chromium and never download a browser; `scripts/test.sh` installs
+Debian's package when it is missing.
 """
 
 import re
