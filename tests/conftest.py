@@ -39,6 +39,12 @@ def memory_provider(settings, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Most tests create a user and many log in; a fast hasher keeps PBKDF2's deliberate cost out of the loop."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def login_throttling_off(settings):
     """Client.login() and authenticate() without a request cannot pass django-axes' backend, which needs the
     request; tests/security/test_login_throttling.py turns it back on to test it."""

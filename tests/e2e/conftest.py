@@ -160,12 +160,6 @@ def sandbox_is_the_crm(request):
         request.getfixturevalue("sandbox_as_crm")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The tenant fixture creates a user; a fast hasher keeps that out of every test's time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(params=PROVIDERS)
 def crm(request, tenant, crm_sandbox) -> Crm:
     """A connection to a fresh sandbox account of each provider in turn (no rate limits, no webhooks)."""

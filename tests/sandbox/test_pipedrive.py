@@ -76,6 +76,7 @@ def test_writes_are_validated(company):
     assert company("POST", PERSONS, json={"name": "A", "emails": emails("not-an-email")}).status_code == 400
     two_primaries = [{"value": "a@example.com", "primary": True}, {"value": "b@example.com", "primary": True}]
     assert company("POST", PERSONS, json={"name": "A", "emails": two_primaries}).status_code == 400
+    assert company("POST", PERSONS, json={"name": "A", "job_title": None}).status_code == 400  # a string in v2
     assert company("GET", PERSONS).json()["data"] == []
 
 

@@ -54,8 +54,12 @@ def _with_primary(entries, value: str, label: str) -> list[dict]:
 def to_body(values: dict[str, str], *, current: dict | None, full: dict[str, str], pronouns_key: str) -> dict:
     """Build a create or PATCH body from changed ``values``; ``full`` is the whole record (for the name)."""
     current = current or {}
+    creating = not current
+    # A create leaves empty fields out; an update clears them as the v2 schema allows (a string for
+    # job_title, which it types as a string, and null only for custom fields).
+    values = {key: value for key, value in values.items() if value or not creating}
     body: dict = {}
-    if "first_name" in values or "last_name" in values or not current:
+    if "first_name" in values or "last_name" in values or creating:
         # v2 writes take "name" only; Pipedrive splits it into first and last name again.
         body["name"] = " ".join(part for part in (full.get("first_name"), full.get("last_name")) if part) or full.get(
             "email", ""
@@ -65,7 +69,7 @@ def to_body(values: dict[str, str], *, current: dict | None, full: dict[str, str
     if "phone" in values:
         body["phones"] = _with_primary(current.get("phones"), values["phone"], "work")
     if "job_title" in values:
-        body["job_title"] = values["job_title"] or None
+        body["job_title"] = values["job_title"]
     if "pronouns" in values and pronouns_key:
         body["custom_fields"] = {pronouns_key: values["pronouns"] or None}  # null clears a custom field
     return body

@@ -271,6 +271,9 @@ class PipedriveSandboxAccount(SandboxAccount):
             raise _error(403, "You do not have permission to use these fields: enable contact sync.")
         if creating and not str(body.get("name") or "").strip():
             raise _error(400, "'name' is a required field.")
+        # The v2 schema types job_title as a string: null is not a way to clear it.
+        if "job_title" in body and not isinstance(body["job_title"], str):
+            raise _error(400, "'job_title' must be a string.")
         changes = dict(body)
         if "emails" in body:
             changes["emails"] = self._entries(body["emails"], "emails")

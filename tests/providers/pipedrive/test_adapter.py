@@ -11,6 +11,7 @@ from syncapp.engine import ContactRecord
 from syncapp.exceptions import QuotaExhaustedError, RateLimitedError, TransientProviderError
 from syncapp.models import Contact, CrmConnection, SyncRun
 from syncapp.providers import get_adapter
+from syncapp.providers.pipedrive import mapping
 from syncapp.services.connections import connection_create
 from syncapp.services.contacts import contact_create, contact_delete, contact_update
 from syncapp.services.pronouns import connection_setup_pronouns
@@ -516,3 +517,19 @@ def test_a_create_refused_with_429_is_sent_again_after_the_wait(connection, mock
     assert run.status == SyncRun.Status.SUCCEEDED and waits == [1.0]
     assert len(calls(mocked, "POST", "/api/v2/persons")) == 2 and not calls(mocked, "GET", "/persons/search")
     assert Contact.objects.get(email="new@example.com").links.get().remote_id == "50"
+
+
+def test_a_create_leaves_empty_fields_out_and_an_update_clears_them_with_schema_valid_values():
+    record = ContactRecord(email="new@example.com", first_name="New")
+    created = mapping.to_body(record.as_dict(), current=None, full=record.as_dict(), pronouns_key=PRONOUNS_KEY)
+    assert created == {
+        "name": "New",
+        "emails": [{"value": "new@example.com", "primary": True, "label": "work"}],
+    }
+
+    current = person(40, "new@example.com", job_title="CTO", custom_fields={PRONOUNS_KEY: "she/her"})
+    cleared = mapping.to_body(
+        {"job_title": "", "pronouns": ""}, current=current, full=record.as_dict(), pronouns_key=PRONOUNS_KEY
+    )
+    # job_title is a string in the v2 schema, so "" clears it; custom fields are cleared with null.
+    assert cleared == {"job_title": "", "custom_fields": {PRONOUNS_KEY: None}}
