@@ -140,10 +140,10 @@ def test_import_creates_and_updates_through_the_services_and_reports_bad_rows(te
         encoding="utf-8",
     )
     out, err = io.StringIO(), io.StringIO()
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(CommandError, match="3 rejected, each listed above") as exit_info:
         call_command("contacts", "import", "--tenant", "acme", str(csv_file), stdout=out, stderr=err)
 
-    assert exit_info.value.code == 1
+    assert exit_info.value.returncode == 1
     assert "2 created" not in out.getvalue() and "1 created, 2 updated" in out.getvalue()
     errors = err.getvalue().splitlines()
     assert errors == [
@@ -363,7 +363,7 @@ def test_import_progress_reaches_the_number_of_rows(tenant, tmp_path):
     )
     out, err = io.StringIO(), io.StringIO()
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(CommandError, match="3 rejected"):
         call_command("contacts", "import", "--tenant", "acme", str(csv_file), "--progress", stdout=out, stderr=err)
 
     assert "10 created" in out.getvalue() and "3 rejected" in out.getvalue()
@@ -389,7 +389,7 @@ def test_import_reports_an_unterminated_quote_at_its_line_and_imports_the_rows_a
     )
     out, err = io.StringIO(), io.StringIO()
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(CommandError, match="1 rejected"):
         call_command("contacts", "import", "--tenant", "acme", str(csv_file), stdout=out, stderr=err)
 
     assert err.getvalue() == f"{csv_file}:3: unterminated quote\n"

@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -67,4 +66,4 @@ class Command(BaseCommand):
             f"{report.unchanged} unchanged, {len(report.errors)} rejected."
         )
         if report.errors:
-            sys.exit(1)
+            raise CommandError(f"{file}: {len(report.errors)} rejected, each listed above with its line.")

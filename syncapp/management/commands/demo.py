@@ -1,6 +1,7 @@
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -92,27 +93,30 @@ class Command(BaseCommand):
         summary = demo.summary(problems, rounds=rounds)
         self.stdout.write(json.dumps(summary, indent=2))
         if problems:
-            sys.exit(1)
+            raise CommandError(f"{len(problems)} disagreements between the sides (the summary lists them).")
 
     def _serve(self, demo: Demo, web: AppServer, sandbox_url: str, edit_every: float) -> None:
         log = settings.BASE_DIR / "demo-qcluster.log"
-        with open(log, "a") as output:
-            cluster = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
-                cwd=settings.BASE_DIR,
-                env={**os.environ, **sandbox_api_environ()},
-                stdout=output,
-                stderr=output,
-            )
-        self.stdout.write(
-            "\ncontactsync demo is running.\n"
-            f"  Status page: {web.url}/   log in as demo / {demo.password}\n"
-            f"  Admin:       {web.url}/admin/   (the same login)\n"
-            f"  CRM sandbox: {sandbox_url}/_sandbox/accounts\n"
-            f"  django-q2 cluster log: {log}\n"
-            f"A CRM-side edit every {edit_every:g} s; Ctrl-C stops everything.\n"
-        )
+        # A supervisor or `timeout` stops the demo with SIGTERM: stop the cluster as Ctrl-C does.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        cluster = None
         try:
+            with open(log, "a") as output:
+                cluster = subprocess.Popen(
+                    [sys.executable, "manage.py", "qcluster"],
+                    cwd=settings.BASE_DIR,
+                    env={**os.environ, **sandbox_api_environ()},
+                    stdout=output,
+                    stderr=output,
+                )
+            self.stdout.write(
+                "\ncontactsync demo is running.\n"
+                f"  Status page: {web.url}/   log in as demo / {demo.password}\n"
+                f"  Admin:       {web.url}/admin/   (the same login)\n"
+                f"  CRM sandbox: {sandbox_url}/_sandbox/accounts\n"
+                f"  django-q2 cluster log: {log}\n"
+                f"A CRM-side edit every {edit_every:g} s; Ctrl-C stops everything.\n"
+            )
             while True:
                 time.sleep(edit_every)
                 change = demo.random_crm_edit() if demo.rng.random() < 0.7 else demo.random_app_edit()
@@ -120,5 +124,11 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write("Stopping the demo.")
         finally:
-            cluster.terminate()
-            cluster.wait(timeout=30)
+            signal.signal(signal.SIGTERM, previous)
+            if cluster:
+                cluster.terminate()
+                cluster.wait(timeout=30)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
