@@ -227,8 +227,10 @@ PIPEDRIVE_SEARCH_RATE_LIMIT = env.int("PIPEDRIVE_SEARCH_RATE_LIMIT", default=10)
 # Polls turn into a full listing this often (ms), so deletions are found where no webhook reports them.
 FULL_SYNC_INTERVAL = env.int("FULL_SYNC_INTERVAL", default=86_400_000)
 
+# Files the processes of one host write at run time (without REDIS_URL): not in the source tree.
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
 # Shared rate-limit buckets: Redis when REDIS_URL is set, else this SQLite file (one host, many processes).
-RATE_LIMIT_DB_PATH = env.str("RATE_LIMIT_DB_PATH", default=str(BASE_DIR / "ratelimit.sqlite"))
+RATE_LIMIT_DB_PATH = env.str("RATE_LIMIT_DB_PATH", default=str(DATA_DIR / "ratelimit.sqlite"))
 HTTP_TIMEOUT = env.float("HTTP_TIMEOUT", default=30.0)  # seconds per CRM request
 HTTP_RETRY_BASE_DELAY = env.float("HTTP_RETRY_BASE_DELAY", default=1.0)  # seconds; doubles per retry
 
@@ -249,6 +251,19 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+
+# One cache for every process, so what one worker learns (Pipedrive's spent daily budget, a connection's
+# field list) holds for all: Redis across hosts, else files shared by the processes of one host (which is
+# all a setup without Redis spans: its rate limits are one host's too).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
 
 # --- Logging and errors --------------------------------------------------------
 

@@ -34,6 +34,10 @@ def memory_provider(settings, tmp_path_factory):
     settings.HUBSPOT_SEARCH_RATE_PER_SECOND = 100_000
     settings.PIPEDRIVE_RATE_LIMIT = settings.PIPEDRIVE_OAUTH_RATE_LIMIT = settings.PIPEDRIVE_SEARCH_RATE_LIMIT = 100_000
     settings.RATE_LIMIT_DB_PATH = str(tmp_path_factory.getbasetemp() / "ratelimit.sqlite")
+    if settings.CACHES["default"]["BACKEND"].endswith("FileBasedCache"):
+        settings.CACHES = {
+            "default": {**settings.CACHES["default"], "LOCATION": str(tmp_path_factory.getbasetemp() / "cache")}
+        }
     InMemoryCrm.accounts.clear()
     cache.clear()  # cached CRM field lists are keyed by connection id, which tests reuse
 

@@ -7,6 +7,7 @@ tenants never slow each other down.
 
 import re
 from functools import cache
+from pathlib import Path
 
 from django.conf import settings
 from pyrate_limiter import Limiter, Rate, RedisBucket, SQLiteBucket
@@ -21,6 +22,7 @@ def _limiter(key: str, limit: int, interval_ms: int) -> Limiter:
         bucket = RedisBucket.init(rates, Redis.from_url(settings.REDIS_URL), bucket_key=f"contactsync:rate:{key}")
     else:
         table = "rate_" + re.sub(r"\W", "_", key)
+        Path(settings.RATE_LIMIT_DB_PATH).parent.mkdir(parents=True, exist_ok=True)
         bucket = SQLiteBucket.init_from_file(
             rates, table=table, db_path=settings.RATE_LIMIT_DB_PATH, create_new_table=True, use_file_lock=True
         )
