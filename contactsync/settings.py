@@ -179,7 +179,13 @@ PIPEDRIVE_CLIENT_SECRET = env.str("PIPEDRIVE_CLIENT_SECRET", default="")
 PIPEDRIVE_WEBHOOK_SECRET = env.str("PIPEDRIVE_WEBHOOK_SECRET", default="")
 
 DEFAULT_SYNC_INTERVAL = env.int("DEFAULT_SYNC_INTERVAL", default=600_000)  # ms
+# Each retry limit is its own: a record the CRM refuses "for now" is queued again at most
+# MAX_RETRY_ATTEMPTS times; one CRM request is resent at most HTTP_RETRY_ATTEMPTS times; a webhook event
+# is processed at most WEBHOOK_MAX_ATTEMPTS times; django-q2 runs a task at most TASK_MAX_ATTEMPTS times.
 MAX_RETRY_ATTEMPTS = env.int("MAX_RETRY_ATTEMPTS", default=3)
+HTTP_RETRY_ATTEMPTS = env.int("HTTP_RETRY_ATTEMPTS", default=3)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=3)
+TASK_MAX_ATTEMPTS = env.int("TASK_MAX_ATTEMPTS", default=3)
 CONFLICT_RESOLUTION_STRATEGY = env.str("CONFLICT_RESOLUTION_STRATEGY", default="crm_wins")
 WEBHOOK_REPLAY_WINDOW = env.int("WEBHOOK_REPLAY_WINDOW", default=300_000)  # ms
 RATE_LIMIT_WINDOW = env.int("RATE_LIMIT_WINDOW", default=10_000)  # ms
@@ -242,7 +248,7 @@ Q_CLUSTER = {
     "workers": MAX_CONCURRENT_SYNCS,
     "timeout": 900,
     "retry": 1200,
-    "max_attempts": MAX_RETRY_ATTEMPTS,
+    "max_attempts": TASK_MAX_ATTEMPTS,
     "catch_up": False,
     # The bulk cluster takes its settings from the default one; only its queue differs.
     "ALT_CLUSTERS": {BULK_CLUSTER: {}} if BULK_CLUSTER else {},

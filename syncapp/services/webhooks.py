@@ -98,7 +98,7 @@ def webhook_event_record(
         if notice.rejected:
             # Retrying cannot mend the payload: the budget is spent, an operator may still replay it.
             status, error = WebhookEvent.Status.FAILED, MALFORMED.format(notice.rejected)
-            attempts = settings.MAX_RETRY_ATTEMPTS
+            attempts = settings.WEBHOOK_MAX_ATTEMPTS
             logger.warning("%s webhook event stored as failed: %s", provider, notice.rejected)
         elif target is None:
             status = WebhookEvent.Status.IGNORED
@@ -150,7 +150,7 @@ def webhook_events_process(*, connection: CrmConnection) -> int:
     record the CRM refuses to read (a 4xx); the others of the batch are applied.
     """
     retryable = Q(status=WebhookEvent.Status.PENDING) | Q(
-        status=WebhookEvent.Status.FAILED, attempts__lt=settings.MAX_RETRY_ATTEMPTS
+        status=WebhookEvent.Status.FAILED, attempts__lt=settings.WEBHOOK_MAX_ATTEMPTS
     )
     events = list(WebhookEvent.objects.filter(retryable, connection=connection).order_by("pk"))
     if not events:
@@ -191,7 +191,7 @@ def webhook_events_process(*, connection: CrmConnection) -> int:
     if error:
         done.update(status=WebhookEvent.Status.FAILED, attempts=F("attempts") + 1, last_error=error)
         attempts = max(event.attempts for event in events) + 1
-        if attempts < settings.MAX_RETRY_ATTEMPTS:
+        if attempts < settings.WEBHOOK_MAX_ATTEMPTS:
             webhook_process_schedule(connection_id=connection.pk, delay=push_retry_delay(attempts=attempts))
         return 0
     poisoned = set()
@@ -229,7 +229,7 @@ def _event_hints(
 def _events_reject(events: list[WebhookEvent], reason: str) -> None:
     """Mark events failed with ``reason`` and no retries left: trying again cannot mend them."""
     WebhookEvent.objects.filter(pk__in=[event.pk for event in events]).update(
-        status=WebhookEvent.Status.FAILED, attempts=settings.MAX_RETRY_ATTEMPTS, last_error=reason
+        status=WebhookEvent.Status.FAILED, attempts=settings.WEBHOOK_MAX_ATTEMPTS, last_error=reason
     )
 
 

@@ -93,7 +93,7 @@ def test_a_refusal_is_not_retried(lookup, status, waits):
 
 
 def test_retries_stop_at_the_limit_with_the_crms_reason(lookup, waits, settings):
-    settings.MAX_RETRY_ATTEMPTS = 2
+    settings.HTTP_RETRY_ATTEMPTS = 2
     find, url, _, _ = lookup
     with responses.RequestsMock() as mock:
         failing = mock.get(url, status=503, json={"message": "Down for maintenance"})

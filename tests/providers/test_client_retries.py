@@ -4,7 +4,7 @@ tests/conftest.py sets HTTP_RETRY_BASE_DELAY = 0 for speed; here it is set back 
 waits are recorded instead of slept. The formula under test is tenacity's wait_exponential_jitter with
 multiplier = jitter = base and max = 30 * base: after the n-th failed attempt the client waits
 base * 2 ** (n - 1) + uniform(0, base), never more than 30 * base. A wait the CRM asks for
-(Retry-After) replaces the backoff. MAX_RETRY_ATTEMPTS counts retries: one call plus that many more.
+(Retry-After) replaces the backoff. HTTP_RETRY_ATTEMPTS counts retries: one call plus that many more.
 """
 
 import pytest
@@ -107,7 +107,7 @@ def test_the_jitter_is_drawn_between_zero_and_the_base(client, mocked, waits, mo
 
 
 def test_the_backoff_is_capped_at_thirty_times_the_base(client, mocked, waits, settings, monkeypatch):
-    settings.MAX_RETRY_ATTEMPTS = 7
+    settings.HTTP_RETRY_ATTEMPTS = 7
     monkeypatch.setattr("tenacity.wait.random.uniform", lambda low, high: 0)
     for _ in range(7):
         mocked.get(URL, status=502)
@@ -133,22 +133,22 @@ def test_timeouts_and_dropped_connections_back_off_too(client, mocked, waits, fa
     assert len(waits) == 2 and 1 <= waits[0] <= 2 and 2 <= waits[1] <= 3
 
 
-@pytest.mark.parametrize("max_retry_attempts", [0, 1, 3])
-def test_max_retry_attempts_counts_retries_after_the_first_call(client, waits, settings, max_retry_attempts):
-    settings.MAX_RETRY_ATTEMPTS = max_retry_attempts
+@pytest.mark.parametrize("retry_attempts", [0, 1, 3])
+def test_http_retry_attempts_counts_retries_after_the_first_call(client, waits, settings, retry_attempts):
+    settings.HTTP_RETRY_ATTEMPTS = retry_attempts
     # One more 503 would be past the limit; the 200 behind them is never reached.
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        for _ in range(max_retry_attempts + 1):
+        for _ in range(retry_attempts + 1):
             mocked.get(URL, status=503, body="Service Unavailable")
         mocked.get(URL, json={})
 
         with pytest.raises(TransientProviderError, match="503") as raised:
             client.request("GET", PROPERTY)
 
-        assert len(mocked.calls) == max_retry_attempts + 1
-    assert client.calls == max_retry_attempts + 1
+        assert len(mocked.calls) == retry_attempts + 1
+    assert client.calls == retry_attempts + 1
     assert raised.value.status == 503
-    assert len(waits) == max_retry_attempts  # a wait between calls, none after the last
+    assert len(waits) == retry_attempts  # a wait between calls, none after the last
 
 
 @pytest.mark.parametrize("header", ["7", "0.5"])

@@ -264,7 +264,7 @@ def test_privacy_deletion_purges_the_contact_and_redacts_stored_bodies(tenant, h
 
 
 def test_a_failed_sync_marks_the_events_failed_and_schedules_a_retry(tenant, hubspot, settings):
-    settings.MAX_RETRY_ATTEMPTS = 2
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
     connection, crm = hubspot
     remote_id = crm.user_create(email="ada@example.com")
     receive(event("contact.creation", objectId=int(remote_id)))
@@ -356,7 +356,7 @@ def test_a_malformed_stored_event_fails_alone_and_the_others_are_applied(tenant,
     for bad, reason in ((poison, "mergedObjectIds must be a list of ids, not 5."), (broken, "objectId must be")):
         bad.refresh_from_db()
         reasons[bad.pk] = bad.last_error
-        assert (bad.status, bad.attempts) == (WebhookEvent.Status.FAILED, settings.MAX_RETRY_ATTEMPTS)
+        assert (bad.status, bad.attempts) == (WebhookEvent.Status.FAILED, settings.WEBHOOK_MAX_ATTEMPTS)
         assert bad.last_error.startswith("Rejected as malformed: ") and reason in bad.last_error
     assert WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSED).count() == 1
     assert webhook_events_process(connection=connection) == 0  # the rejected ones are not retried on their own
@@ -381,7 +381,7 @@ def test_a_record_the_crm_refuses_to_read_fails_only_the_events_naming_it(tenant
     refused = WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED)
     assert refused.count() == 2
     for stored in refused:
-        assert stored.attempts == settings.MAX_RETRY_ATTEMPTS
+        assert stored.attempts == settings.WEBHOOK_MAX_ATTEMPTS
         assert stored.last_error == "The CRM refused to read record \"99999\": 400 Bad Request: invalid id '99999'"
     # The refused batch is split until the bad id stands alone: a few reads, not one per record.
     assert crm.calls.count("read_many") <= 8

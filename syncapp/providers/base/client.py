@@ -65,7 +65,7 @@ def crm_retrying(*, idempotent: bool = True) -> Retrying:
     """The retry policy of every CRM request: TransientProviderErrors, with backoff or the CRM's Retry-After."""
     return Retrying(
         retry=retry_if_exception(_retryable if idempotent else _refused_before_acting),
-        stop=stop_after_attempt(settings.MAX_RETRY_ATTEMPTS + 1),
+        stop=stop_after_attempt(settings.HTTP_RETRY_ATTEMPTS + 1),
         wait=_wait,
         sleep=lambda seconds: _sleep(seconds),
         reraise=True,

@@ -337,11 +337,11 @@ def test_5xx_then_success_is_retried(adapter, mocked):
 
 
 def test_timeouts_are_retried_up_to_max_retry_attempts_then_reported(adapter, mocked, settings):
-    for _ in range(settings.MAX_RETRY_ATTEMPTS + 1):
+    for _ in range(settings.HTTP_RETRY_ATTEMPTS + 1):
         mocked.post(f"{CONTACTS}/batch/read", body=requests.Timeout("read timed out"))
     with pytest.raises(TransientProviderError, match="timed out"):
         adapter.read_many(["7"])
-    assert len(mocked.calls) == settings.MAX_RETRY_ATTEMPTS + 1
+    assert len(mocked.calls) == settings.HTTP_RETRY_ATTEMPTS + 1
 
 
 def test_423_lock_waits_two_seconds(adapter, mocked, monkeypatch):

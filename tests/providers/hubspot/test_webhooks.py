@@ -554,7 +554,7 @@ def test_a_delivery_with_one_malformed_event_applies_the_other(
     rejected, applied = WebhookEvent.objects.order_by("pk")
     assert (rejected.connection, rejected.status) == (connection, WebhookEvent.Status.FAILED)
     assert rejected.last_error == "Rejected as malformed: Event 0: mergedObjectIds must be a list of ids, not 5."
-    assert rejected.attempts == settings.MAX_RETRY_ATTEMPTS  # never retried on its own
+    assert rejected.attempts == settings.WEBHOOK_MAX_ATTEMPTS  # never retried on its own
     assert json.loads(rejected.body) == bad  # kept for the operator
     assert applied.status == WebhookEvent.Status.PROCESSED
     assert Contact.objects.get(tenant=connection.tenant).email == "ada@example.com"

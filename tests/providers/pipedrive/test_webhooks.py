@@ -381,7 +381,7 @@ def test_a_malformed_event_is_stored_failed_with_its_reason_and_answered_200(
     assert (event.connection, event.status, event.attempts) == (
         connection,
         WebhookEvent.Status.FAILED,
-        settings.MAX_RETRY_ATTEMPTS,
+        settings.WEBHOOK_MAX_ATTEMPTS,
     )
     assert event.last_error == 'Rejected as malformed: meta.entity_id must be a positive integer, not "1\\u0000".'
     assert queued_tasks(broker) == []
