@@ -1,7 +1,7 @@
 """Provider-agnostic reconciliation: plain data in, a plan of writes out. No HTTP, no ORM."""
 
 from .merge import APP, CRM, STRATEGIES, Conflict, choose_winner, merge_fields
-from .plan import Exclusion, PairPlan, Plan, plan_batch, plan_pair
+from .plan import Exclusion, PairPlan, Plan, oldest_first, plan_batch, plan_pair
 from .records import (
     EMPTY,
     FIELDS,
@@ -37,6 +37,7 @@ __all__ = [
     "merge_fields",
     "email_spellings",
     "normalize_email",
+    "oldest_first",
     "plan_batch",
     "plan_pair",
     "text_normalize",

@@ -118,10 +118,14 @@ def _without(record: ContactRecord, names: frozenset[str]) -> ContactRecord:
     return record.with_values(dict.fromkeys(names, ""))
 
 
-def _remote_sort_key(remote: RemoteState):
-    # "Oldest record wins" when a CRM holds several records with one email: numeric ids sort by age.
-    rid = remote.remote_id
-    return (0, int(rid), "") if rid.isdigit() else (1, 0, rid)
+def oldest_first(remote_id: str) -> tuple:
+    """Sort key of "oldest record wins" when a CRM holds several records with one email: numeric ids
+    sort by age (the order the CRM gave them out), others after them by text."""
+    return (0, int(remote_id), "") if remote_id.isdigit() else (1, 0, remote_id)
+
+
+def _remote_sort_key(remote: RemoteState) -> tuple:
+    return oldest_first(remote.remote_id)
 
 
 def plan_batch(

@@ -1,6 +1,15 @@
 """Batch planning: first contact by email, creates, deletes, restores and merges."""
 
-from syncapp.engine import ContactRecord, LinkState, LocalState, Policy, RemoteState, plan_batch, plan_pair
+from syncapp.engine import (
+    ContactRecord,
+    LinkState,
+    LocalState,
+    Policy,
+    RemoteState,
+    oldest_first,
+    plan_batch,
+    plan_pair,
+)
 from syncapp.engine.plan import rebase_on_concurrent_edit
 
 ADA = ContactRecord(email="ada@example.com", first_name="Ada")
@@ -201,3 +210,8 @@ def test_an_app_contact_whose_email_is_a_crm_records_secondary_address_is_not_cr
     assert [(p.contact_id, p.remote_op) for p in result.pairs] == [(None, "")]  # the holder comes in as itself
     (exclusion,) = result.excluded
     assert (exclusion.side, exclusion.code) == ("app", "secondary_email") and "40" in exclusion.reason
+
+
+def test_oldest_first_sorts_numeric_ids_by_value_and_others_after_them_by_text():
+    # One rule for the plan and for an adapter's restore: "100" is younger than "99", "ab" is not older than "100".
+    assert sorted(["ab", "100", "99", "010", "a"], key=oldest_first) == ["010", "99", "100", "a", "ab"]

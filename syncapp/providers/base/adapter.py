@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from syncapp.engine import ContactRecord, RemoteState
+from syncapp.engine import ContactRecord, RemoteState, oldest_first
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class CrmAdapter:
         """
         existing = self.find_by_emails([record.email]) if record.email else []
         if existing:
-            oldest = min(existing, key=lambda item: (len(item.remote_id), item.remote_id))
+            oldest = min(existing, key=lambda item: oldest_first(item.remote_id))
             return WriteResult(ok=False, existing_remote_id=oldest.remote_id, error="A record with this email exists.")
         (result,) = self.create_many([record])
         return result
