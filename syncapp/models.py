@@ -93,6 +93,7 @@ class CrmConnection(models.Model):
     LIVE_STATUSES = (Status.ACTIVE, Status.PAUSED, Status.ERROR, Status.RATE_LIMITED)
     # Connections a sync may run for.
     SYNCABLE_STATUSES = (Status.ACTIVE, Status.ERROR, Status.RATE_LIMITED)
+    POLL_SCHEDULE_PREFIX = "contactsync-poll-"
 
     class Strategy(models.TextChoices):
         CRM_WINS = "crm_wins", "CRM wins"
@@ -154,6 +155,11 @@ class CrmConnection(models.Model):
 
     def __str__(self):
         return f"{self.provider}:{self.account_id} ({self.tenant})"
+
+    @classmethod
+    def poll_schedule_name(cls, connection_id: int) -> str:
+        """The name of the django-q2 Schedule that polls the connection (the schedule's only link to it)."""
+        return f"{cls.POLL_SCHEDULE_PREFIX}{connection_id}"
 
     @property
     def credentials(self) -> dict:

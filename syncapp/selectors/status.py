@@ -222,9 +222,8 @@ def connection_status(*, connection: CrmConnection, with_details: bool = True) -
     )
     if not with_details:
         return status
-    status.next_poll = (
-        Schedule.objects.filter(name=f"contactsync-poll-{connection.pk}").values_list("next_run", flat=True).first()
-    )
+    poll = Schedule.objects.filter(name=CrmConnection.poll_schedule_name(connection.pk))
+    status.next_poll = poll.values_list("next_run", flat=True).first()
     events = connection.webhook_events.aggregate(
         last=Max("received_at"), recent=Count("pk", filter=Q(received_at__gte=timezone.now() - timedelta(hours=24)))
     )

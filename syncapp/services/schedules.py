@@ -60,10 +60,6 @@ def schedule_once_upsert(*, name: str, func: str, args: tuple, delay: float, **f
     )
 
 
-def _schedule_name(connection_id: int) -> str:
-    return f"contactsync-poll-{connection_id}"
-
-
 def poll_interval_minutes(connection: CrmConnection) -> int:
     """Minutes between polls: the adapter's own interval setting (milliseconds)."""
     setting = get_adapter_class(connection.provider).poll_interval_setting
@@ -75,7 +71,7 @@ def connection_schedule_update(*, connection: CrmConnection) -> Schedule | None:
 
     A connection whose provider has no adapter configured yet is not polled either.
     """
-    name = _schedule_name(connection.pk)
+    name = CrmConnection.poll_schedule_name(connection.pk)
     if connection.status not in CrmConnection.SYNCABLE_STATUSES or connection.provider not in provider_ids():
         Schedule.objects.filter(name=name).delete()
         return None
@@ -91,9 +87,9 @@ def connection_schedule_update(*, connection: CrmConnection) -> Schedule | None:
 
 def schedules_sync() -> tuple[int, int]:
     """Bring every connection's poll schedule up to date and drop the rest; return (kept, removed)."""
-    polls = Schedule.objects.filter(name__startswith="contactsync-poll-")
+    polls = Schedule.objects.filter(name__startswith=CrmConnection.POLL_SCHEDULE_PREFIX)
     before = set(polls.values_list("name", flat=True))
     kept = sum(1 for connection in CrmConnection.objects.all() if connection_schedule_update(connection=connection))
-    live_names = {_schedule_name(pk) for pk in CrmConnection.objects.values_list("pk", flat=True)}
+    live_names = {CrmConnection.poll_schedule_name(pk) for pk in CrmConnection.objects.values_list("pk", flat=True)}
     polls.exclude(name__in=live_names).delete()
     return kept, len(before - set(polls.values_list("name", flat=True)))
