@@ -39,11 +39,10 @@ def connection_setup_webhooks(*, connection: CrmConnection, base_url: str) -> li
     """
     subscription_url = webhook_subscription_url(connection=connection, base_url=base_url)
     adapter = get_adapter(connection)
-    register = getattr(adapter, "register_webhooks", None)
-    if register is None:
+    if not adapter.registers_webhooks:
         raise WebhooksNotSupportedError(f"Provider '{connection.provider}' does not support registering webhooks.")
     user = f"{WEBHOOK_USER_PREFIX}{secrets.token_urlsafe(9)}"
     password = secrets.token_urlsafe(32)
     connection.credentials = {**connection.credentials, USER_KEY: user, PASSWORD_KEY: password}
     connection.save(update_fields=["credentials_encrypted"])
-    return register(subscription_url=subscription_url, user=user, password=password)
+    return adapter.register_webhooks(subscription_url=subscription_url, user=user, password=password)

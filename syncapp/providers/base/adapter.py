@@ -196,6 +196,15 @@ class CrmAdapter:
         """Return the path below PUBLIC_BASE_URL where this connection's CRM delivers webhooks, if any."""
         return None
 
+    # True where webhooks are subscribed through the CRM's API (Pipedrive); False where they are set up
+    # in the CRM's own app settings (HubSpot), so `setup_webhooks` has nothing to do.
+    registers_webhooks = False
+
+    def register_webhooks(self, *, subscription_url: str, user: str, password: str) -> list[dict]:
+        """Subscribe ``subscription_url``, with these Basic credentials, to the CRM's person events, replacing
+        the subscriptions made earlier for that URL; return them as the CRM describes them."""
+        raise NotImplementedError("adapters with registers_webhooks must provide register_webhooks()")
+
     # Custom fields --------------------------------------------------------------
 
     # True where the CRM invents a field's key (Pipedrive's 40-character hashes), so a field is

@@ -230,6 +230,8 @@ class PipedriveAdapter(CrmAdapter):
         cache.delete(f"syncapp:pipedrive-fields:{self.connection.pk}")
         return CustomFieldResult(key=created["key"], created=True, label=label)
 
+    registers_webhooks = True
+
     def register_webhooks(self, *, subscription_url: str, user: str, password: str) -> list[dict]:
         """Register person webhooks (create, change, delete) for this URL, replacing earlier ones."""
         earlier = [hook["id"] for hook in self.client.webhooks() if hook.get("subscription_url") == subscription_url]

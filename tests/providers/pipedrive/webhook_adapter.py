@@ -27,6 +27,7 @@ class TestPipedriveAdapter(InMemoryAdapter):
     # Every register_webhooks call: (connection id, subscription_url, user, password).
     registrations: list[tuple[int, str, str, str]] = []
     _webhook_ids = itertools.count(4710827)
+    registers_webhooks = True
 
     def register_webhooks(self, *, subscription_url: str, user: str, password: str) -> list[dict]:
         """Record the call and return the webhooks Pipedrive would describe (password left out)."""
