@@ -1,5 +1,7 @@
 """django-q2 schedules: each connection's poll, and the one-off retries, kept one per name."""
 
+import ast
+import enum
 from datetime import timedelta
 
 from django.conf import settings
@@ -30,7 +32,21 @@ def _name_lock(name: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_ADVISORY_LOCK_NAMESPACE, name])
 
 
-def schedule_upsert(*, name: str, func: str, args: tuple, **fields) -> Schedule:
+def _literal(value) -> str:
+    """``value`` as the Python literal django-q2's scheduler reads back with ast.literal_eval.
+
+    An enum member (a model's TextChoices) is stored as its value: its repr is not a literal, and a
+    schedule whose kwargs cannot be read runs its task without them.
+    """
+    if isinstance(value, dict):
+        value = {key: item.value if isinstance(item, enum.Enum) else item for key, item in value.items()}
+    text = repr(value)
+    if ast.literal_eval(text) != value:
+        raise ValueError(f"{text} does not read back as the same value")
+    return text
+
+
+def schedule_upsert(*, name: str, func: str, args: tuple, kwargs: dict | None = None, **fields) -> Schedule:
     """Create or update the one schedule called ``name``; the last caller's fields win. Race-free.
 
     ``fields`` are Schedule fields (next_run, schedule_type, minutes, repeats); those not given keep
@@ -40,7 +56,8 @@ def schedule_upsert(*, name: str, func: str, args: tuple, **fields) -> Schedule:
     with transaction.atomic():
         _name_lock(name)
         schedule = Schedule.objects.filter(name=name).order_by("pk").first() or Schedule(name=name)
-        schedule.func, schedule.args = func, repr(args)
+        schedule.func, schedule.args = func, _literal(args)
+        schedule.kwargs = _literal(kwargs) if kwargs else None
         for field, value in fields.items():
             setattr(schedule, field, value)
         schedule.full_clean()
@@ -52,7 +69,8 @@ def schedule_upsert(*, name: str, func: str, args: tuple, **fields) -> Schedule:
 def schedule_once_upsert(*, name: str, func: str, args: tuple, delay: float, **fields) -> Schedule:
     """Run ``func(*args)`` once, ``delay`` seconds from now: one pending run per name, the latest request wins.
 
-    ``fields`` are further Schedule fields, such as ``kwargs`` or the ``cluster`` to run on.
+    ``kwargs`` are the task's keyword arguments; ``fields`` are further Schedule fields, such as the
+    ``cluster`` to run on.
     """
     run_at = timezone.now() + timedelta(seconds=delay)
     return schedule_upsert(

@@ -1162,7 +1162,7 @@ def connection_slice_retry(*, connection_id: int, trigger: str, full: bool) -> N
         name=f"contactsync-slice-{connection_id}",
         func=SYNC_TASK,
         args=(connection_id,),
-        kwargs=repr({"trigger": trigger, "full": full}),
+        kwargs={"trigger": trigger, "full": full},
         cluster=bulk_cluster(),
         delay=SLICE_RETRY_DELAY,
     )

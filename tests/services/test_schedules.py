@@ -1,5 +1,6 @@
 """Poll schedules follow connections; retry schedules stay one per name however many workers reschedule them."""
 
+import ast
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -8,9 +9,9 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import Schedule
 
-from syncapp.models import CrmConnection
+from syncapp.models import CrmConnection, SyncRun
 from syncapp.services.outbox import PUSH_TASK, push_retry_schedule
-from syncapp.services.schedules import connection_schedule_update, schedules_sync
+from syncapp.services.schedules import connection_schedule_update, schedule_once_upsert, schedules_sync
 from syncapp.services.webhooks import webhook_process_schedule
 from tests.conftest import make_connection, queued_tasks
 
@@ -120,3 +121,20 @@ def test_rescheduling_merges_the_duplicates_an_earlier_race_left():
         Schedule.objects.create(name="contactsync-push-retry-7", func=PUSH_TASK, args="(7,)")
     push_retry_schedule(connection_id=7, delay=30)
     assert Schedule.objects.filter(name="contactsync-push-retry-7").count() == 1
+
+
+def test_a_schedules_arguments_are_stored_as_literals_the_scheduler_reads_back_or_refused():
+    schedule = schedule_once_upsert(
+        name="contactsync-test", func="syncapp.tasks.connection_sync", args=(7,), delay=0,
+        kwargs={"trigger": SyncRun.Trigger.PUSH, "full": False},
+    )  # fmt: skip
+    assert (ast.literal_eval(schedule.args), ast.literal_eval(schedule.kwargs)) == (
+        (7,),
+        {"trigger": "push", "full": False},
+    )
+
+    with pytest.raises(ValueError, match="malformed"):
+        schedule_once_upsert(
+            name="contactsync-test", func="syncapp.tasks.connection_sync", args=(7,), delay=0,
+            kwargs={"since": timezone.now()},
+        )  # fmt: skip
