@@ -12,8 +12,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from syncapp.models import Contact, ContactLink, CrmConnection, OutboxEntry
-
-PUSH_TASK = "syncapp.tasks.connection_push"
+from syncapp.services.task_names import PUSH_TASK
 
 # Set by outbox_batch: each tenant's live connection ids, and the connections whose push was queued.
 _batch: ContextVar[tuple[dict[int, list[int]], set[int]] | None] = ContextVar("outbox_batch", default=None)

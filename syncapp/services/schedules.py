@@ -12,9 +12,7 @@ from django_q.models import Schedule
 
 from syncapp.models import CrmConnection
 from syncapp.providers import get_adapter_class, provider_ids
-
-POLL_TASK = "syncapp.tasks.connection_poll"
-
+from syncapp.services.task_names import POLL_TASK
 
 # Namespace of the PostgreSQL advisory locks taken per schedule name (any fixed int4 of ours).
 _ADVISORY_LOCK_NAMESPACE = 0x5C4ED

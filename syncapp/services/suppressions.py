@@ -25,10 +25,10 @@ from syncapp.crypto import encryption_secrets
 from syncapp.engine import normalize_email
 from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, Suppression, Tenant
 from syncapp.providers import get_adapter
+from syncapp.services.task_names import ARCHIVE_TASK
 
 logger = logging.getLogger(__name__)
 
-ARCHIVE_TASK = "syncapp.tasks.crm_records_archive"
 SUPPRESSED_MESSAGE = (
     "This email address belongs to a person deleted at their request (a privacy deletion). "
     "An operator must lift the suppression before the contact can be added again."

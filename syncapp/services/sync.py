@@ -57,6 +57,7 @@ from syncapp.services.connections import connection_lock, connection_status_set
 from syncapp.services.contacts import ContactChange, contacts_apply_many
 from syncapp.services.outbox import outbox_batch, outbox_follow_up, push_schedule_clear
 from syncapp.services.suppressions import suppression_last_lift, suppression_reasons
+from syncapp.services.task_names import SYNC_TASK
 
 logger = logging.getLogger(__name__)
 
@@ -1117,9 +1118,6 @@ def connection_sync(
     run.plan = sync.counts.planned if sync else []
     run.refused_remote_ids = sync.refused if sync else {}
     return run
-
-
-SYNC_TASK = "syncapp.tasks.connection_sync"
 
 
 def bulk_cluster() -> str | None:

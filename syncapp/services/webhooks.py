@@ -36,10 +36,10 @@ from syncapp.services.outbox import push_retry_delay
 from syncapp.services.schedules import schedule_once_upsert
 from syncapp.services.suppressions import person_forget
 from syncapp.services.sync import connection_sync
+from syncapp.services.task_names import PROCESS_TASK
 
 logger = logging.getLogger(__name__)
 
-PROCESS_TASK = "syncapp.tasks.webhook_events_process"
 # What a stored body becomes once a privacy deletion names its record.
 REDACTED_BODY = json.dumps({"redacted": "privacy deletion"})
 DEDUPE_KEY_LENGTH = WebhookEvent._meta.get_field("dedupe_key").max_length
