@@ -18,8 +18,8 @@ from syncapp.services.connections import (
     connection_disconnect,
 )
 from syncapp.services.oauth import oauth_adapters
-from syncapp.views.status import _connection, _name
-from syncapp.views.tenancy import current_tenant
+from syncapp.views.status import connection_label
+from syncapp.views.tenancy import current_tenant, tenant_connection_or_404
 
 TEMPLATE = "syncapp/connect/index.html"
 OVERRIDE_REFUSED = "The API base URL cannot be changed here (staff only, where CRM_API_BASE_OVERRIDE is on)."
@@ -84,7 +84,9 @@ def connect_token(request: HttpRequest) -> HttpResponse:
         except SyncError as exc:
             form["error"] = str(exc)
         else:
-            messages.success(request, f"{_name(connection)}: connected; the first sync runs at the next poll.")
+            messages.success(
+                request, f"{connection_label(connection)}: connected; the first sync runs at the next poll."
+            )
             return redirect("syncapp:status")
     return _page(request, form=form, status=400)
 
@@ -93,15 +95,17 @@ def connect_token(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def connection_disconnect_view(request: HttpRequest, connection_id: int) -> HttpResponse:
     """GET shows a confirmation; POST disconnects (history kept, polling stopped, credentials dropped)."""
-    connection = _connection(request, connection_id)
+    connection = tenant_connection_or_404(request, connection_id)
     if request.method == "GET":
         return render(
             request,
             "syncapp/connect/disconnect_confirm.html",
-            {"connection": connection, "name": _name(connection)},
+            {"connection": connection, "name": connection_label(connection)},
         )
     if connection_disconnect(connection=connection):
-        messages.success(request, f"{_name(connection)}: disconnected. Its history is kept; reconnect it any time.")
+        messages.success(
+            request, f"{connection_label(connection)}: disconnected. Its history is kept; reconnect it any time."
+        )
     else:
-        messages.warning(request, f"{_name(connection)} was already disconnected.")
+        messages.warning(request, f"{connection_label(connection)} was already disconnected.")
     return redirect("syncapp:status")

@@ -13,7 +13,6 @@ from django.views.decorators.http import require_GET, require_POST
 from syncapp.exceptions import SyncError
 from syncapp.models import CrmConnection
 from syncapp.selectors.status import (
-    connection_get_for_tenant,
     connection_status_json,
     connection_status_list,
     failing_link_get,
@@ -22,17 +21,11 @@ from syncapp.selectors.status import (
 from syncapp.services.outbox import outbox_enqueue_links
 from syncapp.services.pronouns import connection_setup_pronouns
 from syncapp.services.sync import connection_sync_queue
-from syncapp.views.tenancy import current_tenant
+from syncapp.views.tenancy import current_tenant, tenant_connection_or_404
 
 
-def _connection(request: HttpRequest, connection_id: int) -> CrmConnection:
-    connection = connection_get_for_tenant(tenant=current_tenant(request), connection_id=connection_id)
-    if connection is None:
-        raise Http404("No such connection.")
-    return connection
-
-
-def _name(connection: CrmConnection) -> str:
+def connection_label(connection: CrmConnection) -> str:
+    """How pages and messages name a connection: its CRM and account."""
     return f"{provider_name(connection)} {connection.account_id}"
 
 
@@ -48,26 +41,26 @@ def status_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def connection_status_poll(request: HttpRequest, connection_id: int) -> JsonResponse:
-    return JsonResponse(connection_status_json(connection=_connection(request, connection_id)))
+    return JsonResponse(connection_status_json(connection=tenant_connection_or_404(request, connection_id)))
 
 
 @login_required
 @require_POST
 def connection_sync_now(request: HttpRequest, connection_id: int) -> HttpResponse:
-    connection = _connection(request, connection_id)
+    connection = tenant_connection_or_404(request, connection_id)
     try:
         connection_sync_queue(connection=connection)
     except SyncError as exc:
-        messages.error(request, f"{_name(connection)}: {exc}")
+        messages.error(request, f"{connection_label(connection)}: {exc}")
     else:
-        messages.success(request, f"{_name(connection)}: sync queued; the card updates when it runs.")
+        messages.success(request, f"{connection_label(connection)}: sync queued; the card updates when it runs.")
     return redirect("syncapp:status")
 
 
 @login_required
 @require_POST
 def connection_pronouns_setup(request: HttpRequest, connection_id: int) -> HttpResponse:
-    connection = _connection(request, connection_id)
+    connection = tenant_connection_or_404(request, connection_id)
     try:
         setup = connection_setup_pronouns(
             connection=connection,
@@ -75,26 +68,28 @@ def connection_pronouns_setup(request: HttpRequest, connection_id: int) -> HttpR
             create=bool(request.POST.get("create")),
         )
     except SyncError as exc:
-        messages.error(request, f"{_name(connection)}: {exc}")
+        messages.error(request, f"{connection_label(connection)}: {exc}")
         return redirect("syncapp:status")
     if setup.state == CrmConnection.PronounsState.CONFIGURED:
-        messages.success(request, f"{_name(connection)}: {setup.message} The next syncs include pronouns.")
+        messages.success(request, f"{connection_label(connection)}: {setup.message} The next syncs include pronouns.")
     elif setup.state == CrmConnection.PronounsState.FAILED:
-        messages.error(request, f"{_name(connection)}: the CRM refused to set up the pronouns field: {setup.message}")
+        messages.error(
+            request, f"{connection_label(connection)}: the CRM refused to set up the pronouns field: {setup.message}"
+        )
     else:
-        messages.warning(request, f"{_name(connection)}: {setup.message}")
+        messages.warning(request, f"{connection_label(connection)}: {setup.message}")
     return redirect("syncapp:status")
 
 
 @login_required
 @require_POST
 def failing_record_retry(request: HttpRequest, connection_id: int, link_id: int) -> HttpResponse:
-    connection = _connection(request, connection_id)
+    connection = tenant_connection_or_404(request, connection_id)
     link = failing_link_get(connection=connection, link_id=link_id)
     if link is None:
         raise Http404("No such failing record.")
     if outbox_enqueue_links(links=[link]):
-        messages.success(request, f"{link.contact}: queued for {_name(connection)} again.")
+        messages.success(request, f"{link.contact}: queued for {connection_label(connection)} again.")
     else:
-        messages.error(request, f"{link.contact}: {_name(connection)} is disconnected; nothing to retry.")
+        messages.error(request, f"{link.contact}: {connection_label(connection)} is disconnected; nothing to retry.")
     return redirect("syncapp:status")

@@ -11,7 +11,8 @@ from django.urls import Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from syncapp.models import Tenant
+from syncapp.models import CrmConnection, Tenant
+from syncapp.selectors.status import connection_get_for_tenant
 from syncapp.selectors.tenants import tenants_for_user
 from syncapp.tenancy import PAGE_TENANT_FIELD, SESSION_TENANT, StaleTenantPage, session_tenant, session_tenant_choose
 
@@ -33,6 +34,14 @@ def current_tenant(request: HttpRequest) -> Tenant:
             names = {str(pk): name for pk, name in tenants_for_user(user=request.user).values_list("pk", "name")}
             raise StaleTenantPage(page_tenant_name=names.get(posted), current=tenant)
     return tenant
+
+
+def tenant_connection_or_404(request: HttpRequest, connection_id: int) -> CrmConnection:
+    """The current tenant's connection with this id; any other id, another tenant's included, is a 404."""
+    connection = connection_get_for_tenant(tenant=current_tenant(request), connection_id=connection_id)
+    if connection is None:
+        raise Http404("No such connection.")
+    return connection
 
 
 def tenant_current_or_none(request: HttpRequest) -> Tenant | None:
