@@ -8,11 +8,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from syncapp.exceptions import SyncError
-
-
-class CredentialsDecryptionError(SyncError):
-    """Stored credentials cannot be decrypted with any configured SYNC_ENCRYPTION_KEY."""
+from syncapp.exceptions import CredentialsDecryptionError
 
 
 def _fernet_key(secret: str) -> bytes:

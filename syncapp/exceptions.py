@@ -1,5 +1,12 @@
 """One exception hierarchy for the whole app, rooted at SyncError."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from syncapp.models import Tenant
+
 
 class SyncError(Exception):
     """Base class for every contactsync error."""
@@ -15,6 +22,14 @@ class SyncAlreadyRunningError(SyncError):
 
 class ConnectionInactiveError(SyncError):
     """The connection is paused or disconnected: nothing syncs until it is resumed."""
+
+
+class LockLostError(SyncError):
+    """The sync held its connection's lock past the TTL and another sync took it."""
+
+
+class CredentialsDecryptionError(SyncError):
+    """Stored credentials cannot be decrypted with any configured SYNC_ENCRYPTION_KEY."""
 
 
 class ProviderError(SyncError):
@@ -91,3 +106,16 @@ class WebhookSignatureError(WebhookError):
 
 class WebhookPayloadError(WebhookError):
     """A webhook's body is not the shape the provider documents (answered with 400)."""
+
+
+class StaleTenantPage(Exception):
+    """A form posted from a page rendered for another tenant than the session's current one."""
+
+    def __init__(self, *, page_tenant_name: str | None, current: Tenant):
+        self.page_tenant_name = page_tenant_name
+        self.current = current
+        page = f"tenant {page_tenant_name}" if page_tenant_name else "another tenant"
+        super().__init__(
+            f"This page was for {page}; you have switched to {current.name} in another tab. "
+            "Reload the page and try again."
+        )

@@ -2,7 +2,7 @@
 
 from django.shortcuts import render
 
-from syncapp.tenancy import StaleTenantPage
+from syncapp.exceptions import StaleTenantPage
 
 
 class StaleTenantPageMiddleware:

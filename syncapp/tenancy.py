@@ -26,16 +26,3 @@ def session_tenant_choose(request: HttpRequest, tenant: Tenant) -> None:
     """Make ``tenant`` (one of the user's) the current one of this session."""
     request.session[SESSION_TENANT] = tenant.pk
     request._syncapp_session_tenant = tenant
-
-
-class StaleTenantPage(Exception):
-    """A form posted from a page rendered for another tenant than the session's current one."""
-
-    def __init__(self, *, page_tenant_name: str | None, current: Tenant):
-        self.page_tenant_name = page_tenant_name
-        self.current = current
-        page = f"tenant {page_tenant_name}" if page_tenant_name else "another tenant"
-        super().__init__(
-            f"This page was for {page}; you have switched to {current.name} in another tab. "
-            "Reload the page and try again."
-        )

@@ -3,7 +3,7 @@
 import pytest
 from django.db import IntegrityError, transaction
 
-from syncapp.crypto import CredentialsDecryptionError
+from syncapp.exceptions import CredentialsDecryptionError
 from syncapp.models import Contact, CrmConnection, WebhookEvent
 from syncapp.services.contacts import contact_create, contact_delete
 

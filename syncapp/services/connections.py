@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from syncapp.engine import FIELDS, STRATEGIES
-from syncapp.exceptions import SyncAlreadyRunningError, SyncError, ValidationError
+from syncapp.exceptions import LockLostError, SyncAlreadyRunningError, ValidationError
 from syncapp.models import CrmConnection, Tenant
 from syncapp.providers import get_adapter_class, provider_ids
 from syncapp.providers.base.api_base import api_base_validate
@@ -165,10 +165,6 @@ def connection_delete(*, connection: CrmConnection) -> None:
     connection.status = CrmConnection.Status.DISCONNECTED
     connection_schedule_update(connection=connection)  # a disconnected connection has no schedule
     connection.delete()
-
-
-class LockLostError(SyncError):
-    """The sync held its connection's lock past the TTL and another sync took it."""
 
 
 class ConnectionLock:

@@ -11,10 +11,11 @@ from django.urls import Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from syncapp.exceptions import StaleTenantPage
 from syncapp.models import CrmConnection, Tenant
 from syncapp.selectors.status import connection_get_for_tenant
 from syncapp.selectors.tenants import tenants_for_user
-from syncapp.tenancy import PAGE_TENANT_FIELD, SESSION_TENANT, StaleTenantPage, session_tenant, session_tenant_choose
+from syncapp.tenancy import PAGE_TENANT_FIELD, SESSION_TENANT, session_tenant, session_tenant_choose
 
 
 def current_tenant(request: HttpRequest) -> Tenant:

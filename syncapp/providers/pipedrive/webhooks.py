@@ -17,8 +17,7 @@ import logging
 
 from django.conf import settings
 
-from syncapp.crypto import CredentialsDecryptionError
-from syncapp.exceptions import WebhookPayloadError, WebhookSignatureError
+from syncapp.exceptions import CredentialsDecryptionError, WebhookPayloadError, WebhookSignatureError
 from syncapp.providers.base.webhooks import (
     PASSWORD_KEY,
     USER_KEY,
