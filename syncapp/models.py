@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from syncapp import engine
 from syncapp.crypto import decrypt_json, encrypt_json
 from syncapp.engine import ContactRecord
 
@@ -96,10 +97,11 @@ class CrmConnection(models.Model):
     POLL_SCHEDULE_PREFIX = "contactsync-poll-"
 
     class Strategy(models.TextChoices):
-        CRM_WINS = "crm_wins", "CRM wins"
-        LATEST_WINS = "latest_wins", "Latest edit wins"
-        MANUAL_REVIEW = "manual_review", "Manual review"
-        FIELD_PRIORITY = "field_priority", "Per-field owner"
+        # The engine's names (engine.STRATEGIES), with the labels pages show.
+        CRM_WINS = engine.CRM_WINS, "CRM wins"
+        LATEST_WINS = engine.LATEST_WINS, "Latest edit wins"
+        MANUAL_REVIEW = engine.MANUAL_REVIEW, "Manual review"
+        FIELD_PRIORITY = engine.FIELD_PRIORITY, "Per-field owner"
 
     class OnCrmDelete(models.TextChoices):
         DELETE_CONTACT = "delete_contact", "Delete the app contact"
@@ -201,8 +203,8 @@ class ContactLink(models.Model):
 
 class SyncConflict(models.Model):
     class Winner(models.TextChoices):
-        APP = "app", "App"
-        CRM = "crm", "CRM"
+        APP = engine.APP, "App"
+        CRM = engine.CRM, "CRM"
 
     class Resolution(models.TextChoices):
         AUTOMATIC = "automatic", "Resolved by strategy"
@@ -300,19 +302,20 @@ class ExcludedRecord(models.Model):
     """A record the last sync left out (no email, duplicate email, suppressed), listed for operators."""
 
     class Side(models.TextChoices):
-        APP = "app", "App"
-        CRM = "crm", "CRM"
+        APP = engine.APP, "App"
+        CRM = engine.CRM, "CRM"
 
     connection = models.ForeignKey(CrmConnection, on_delete=models.CASCADE, related_name="excluded_records")
     side = models.CharField(max_length=10, choices=Side.choices)
 
     class Code(models.TextChoices):
-        NO_EMAIL = "no_email", "No email address"
-        DUPLICATE = "duplicate_email", "Duplicate email in the CRM"
-        EMAIL_LINKED = "email_linked_elsewhere", "Email linked to another record"
-        SECONDARY_EMAIL = "secondary_email", "Email is another record's secondary address"
+        # The engine's exclusion codes (engine.Exclusion), and the app's own refusal.
+        NO_EMAIL = engine.Exclusion.NO_EMAIL, "No email address"
+        DUPLICATE = engine.Exclusion.DUPLICATE, "Duplicate email in the CRM"
+        EMAIL_LINKED = engine.Exclusion.EMAIL_LINKED, "Email linked to another record"
+        SECONDARY_EMAIL = engine.Exclusion.SECONDARY_EMAIL, "Email is another record's secondary address"
         REFUSED = "refused", "Refused by the app"
-        SUPPRESSED = "suppressed", "Suppressed by a privacy request"
+        SUPPRESSED = engine.Exclusion.SUPPRESSED, "Suppressed by a privacy request"
 
     record_id = models.CharField(max_length=100)
     email = models.CharField(max_length=254, blank=True)

@@ -3,8 +3,9 @@
 import pytest
 from django.db import IntegrityError, transaction
 
+from syncapp import engine
 from syncapp.exceptions import CredentialsDecryptionError
-from syncapp.models import Contact, CrmConnection, WebhookEvent
+from syncapp.models import Contact, CrmConnection, ExcludedRecord, SyncConflict, WebhookEvent
 from syncapp.services.contacts import contact_create, contact_delete
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +73,10 @@ def test_an_api_base_url_outside_the_allowed_hosts_is_refused(tenant, settings):
         tenant=tenant, provider="hubspot", account_id="1", credentials={}, api_base_url="https://acme.pipedrive.com/"
     )
     assert ok.api_base_url == "https://acme.pipedrive.com"
+
+
+def test_the_models_choices_are_the_engines_names():
+    assert tuple(CrmConnection.Strategy.values) == engine.STRATEGIES
+    assert set(SyncConflict.Winner.values) == set(ExcludedRecord.Side.values) == {engine.APP, engine.CRM}
+    codes = {value for name, value in vars(engine.Exclusion).items() if name.isupper()}
+    assert codes == set(ExcludedRecord.Code.values) - {ExcludedRecord.Code.REFUSED}

@@ -1,6 +1,17 @@
 """Provider-agnostic reconciliation: plain data in, a plan of writes out. No HTTP, no ORM."""
 
-from .merge import APP, CRM, STRATEGIES, Conflict, choose_winner, merge_fields
+from .merge import (
+    APP,
+    CRM,
+    CRM_WINS,
+    FIELD_PRIORITY,
+    LATEST_WINS,
+    MANUAL_REVIEW,
+    STRATEGIES,
+    Conflict,
+    choose_winner,
+    merge_fields,
+)
 from .plan import Exclusion, PairPlan, Plan, oldest_first, plan_batch, plan_pair
 from .records import (
     EMPTY,
@@ -20,6 +31,10 @@ from .records import (
 __all__ = [
     "APP",
     "CRM",
+    "CRM_WINS",
+    "FIELD_PRIORITY",
+    "LATEST_WINS",
+    "MANUAL_REVIEW",
     "EMPTY",
     "FIELDS",
     "STRATEGIES",

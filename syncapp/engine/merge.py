@@ -5,12 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .records import EMPTY, FIELDS, ContactRecord, LocalState, Policy, RemoteState
+from .records import (
+    CRM_WINS,
+    EMPTY,
+    FIELD_PRIORITY,
+    FIELDS,
+    LATEST_WINS,
+    MANUAL_REVIEW,
+    ContactRecord,
+    LocalState,
+    Policy,
+    RemoteState,
+)
 
 APP = "app"
 CRM = "crm"
 
-STRATEGIES = ("crm_wins", "latest_wins", "manual_review", "field_priority")
+STRATEGIES = (CRM_WINS, LATEST_WINS, MANUAL_REVIEW, FIELD_PRIORITY)
 
 
 @dataclass(frozen=True)
@@ -40,11 +51,11 @@ def choose_winner(
     *, field_name: str, policy: Policy, local_modified_at: datetime | None, remote_modified_at: datetime | None
 ) -> str | None:
     """Return which side wins a conflict on ``field_name``, or None when a person must decide."""
-    if policy.strategy == "manual_review":
+    if policy.strategy == MANUAL_REVIEW:
         return None
-    if policy.strategy == "field_priority":
+    if policy.strategy == FIELD_PRIORITY:
         return APP if policy.field_owners.get(field_name) == APP else CRM
-    if policy.strategy == "latest_wins":
+    if policy.strategy == LATEST_WINS:
         # Each side's own record of when it was edited; ties and unknown times go to the CRM.
         if local_modified_at and remote_modified_at and local_modified_at > remote_modified_at:
             return APP

@@ -174,11 +174,15 @@ class LinkState:
     remote_version: str = ""
 
 
+# The conflict strategies (merge.STRATEGIES); the models' choices take these names.
+CRM_WINS, LATEST_WINS, MANUAL_REVIEW, FIELD_PRIORITY = "crm_wins", "latest_wins", "manual_review", "field_priority"
+
+
 @dataclass(frozen=True)
 class Policy:
     """How conflicts are resolved for one connection."""
 
-    strategy: str = "crm_wins"
+    strategy: str = CRM_WINS
     # field -> "app" or "crm", used by the field_priority strategy; unlisted fields go to the CRM.
     field_owners: dict[str, str] = field(default_factory=dict)
     # False: a record deleted in the CRM is restored there instead of deleting the app contact.
