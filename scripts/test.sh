@@ -4,8 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
+# --fast: the quick loop while developing, without the browser, e2e, sandbox and bench tests (CI runs all).
+browser=yes
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  set -- -m "not browser and not e2e and not sandbox and not bench" "$@"
+  browser=no
+fi
 # The browser tests drive Debian's Chromium at /usr/bin/chromium (Playwright never downloads one).
-if [ ! -x /usr/bin/chromium ]; then
+if [ "$browser" = yes ] && [ ! -x /usr/bin/chromium ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   if command -v apt-get >/dev/null && { [ -z "$sudo" ] || command -v sudo >/dev/null; }; then
     echo "Installing Chromium for the browser tests (apt-get install chromium)" >&2

@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,6 +14,17 @@ from syncapp.sandbox.server import SandboxServer
 from syncapp.services.connections import connection_create
 from syncapp.services.tenants import tenant_create
 from tests.fakes import InMemoryCrm
+
+TESTS = Path(__file__).parent
+# The folders whose tests are slow, and the marker each one's tests get (pyproject.toml lists them).
+SLOW_FOLDERS = {"browser": "browser", "e2e": "e2e", "demo": "e2e", "sandbox": "sandbox", "bench": "bench"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0]
+        if folder in SLOW_FOLDERS:
+            item.add_marker(SLOW_FOLDERS[folder])
 
 
 @pytest.fixture(scope="session")
