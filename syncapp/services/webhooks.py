@@ -61,7 +61,6 @@ def _scoped_key(notice: WebhookNotice, scope: CrmConnection | None) -> str:
     return key
 
 
-@transaction.atomic
 def webhook_event_record(
     *, provider: str, notices: list[WebhookNotice], connection: CrmConnection | None = None
 ) -> list[WebhookEvent]:
@@ -76,7 +75,20 @@ def webhook_event_record(
     one connection and scopes the dedupe keys of everything posted there. An event from an unknown
     account, for a disconnected connection or of a type the provider does not process is stored as
     ignored; a malformed one (``notice.rejected``) as failed, with no retries left.
+
+    Once the events are committed, processing is queued for each connection that got pending ones.
     """
+    with transaction.atomic():
+        events = _events_store(provider=provider, notices=notices, connection=connection)
+        touched = {event.connection_id for event in events if event.status == WebhookEvent.Status.PENDING}
+        for connection_id in sorted(touched):
+            # robust: the events are stored; a broker outage must not turn the delivery into an error.
+            # A lambda, not functools.partial: Django logs a robust callback's failure by its __qualname__.
+            transaction.on_commit(lambda pk=connection_id: webhook_process_schedule(connection_id=pk), robust=True)
+    return events
+
+
+def _events_store(*, provider: str, notices: list[WebhookNotice], connection: CrmConnection | None):
     handler = get_webhook_handler(provider)
     connections = CrmConnection.objects.filter(
         provider=provider, account_id__in={notice.account_id for notice in notices if notice.account_id}

@@ -5,15 +5,14 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from syncapp.exceptions import ProviderNotConfiguredError, WebhookPayloadError, WebhookSignatureError
-from syncapp.models import CrmConnection, WebhookEvent
+from syncapp.models import CrmConnection
 from syncapp.providers import get_webhook_handler, provider_ids
-from syncapp.services.webhooks import webhook_event_record, webhook_process_schedule, webhook_rejection_count
+from syncapp.services.webhooks import webhook_event_record, webhook_rejection_count
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +74,5 @@ def provider_webhook(request, provider_id: str, connection_key: str | None = Non
     except WebhookPayloadError as exc:
         return _refuse(request, provider_id, 400, str(exc))
 
-    with transaction.atomic():
-        events = webhook_event_record(provider=provider_id, notices=notices, connection=connection)
-        touched = {event.connection_id for event in events if event.status == WebhookEvent.Status.PENDING}
-        for connection_id in sorted(touched):
-            # robust: the events are stored; a broker outage must not turn the delivery into an error.
-            # A lambda, not functools.partial: Django logs a robust callback's failure by its __qualname__.
-            transaction.on_commit(lambda pk=connection_id: webhook_process_schedule(connection_id=pk), robust=True)
+    events = webhook_event_record(provider=provider_id, notices=notices, connection=connection)
     return JsonResponse({"received": len(notices), "duplicates": len(notices) - len(events)})

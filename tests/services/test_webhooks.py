@@ -9,6 +9,7 @@ from django_q.models import Schedule
 from syncapp.models import Contact, ContactLink, CrmConnection, ExcludedRecord, OutboxEntry, SyncConflict, WebhookEvent
 from syncapp.providers.base.webhooks import WebhookNotice
 from syncapp.providers.hubspot.webhooks import HubspotWebhookHandler
+from syncapp.services import webhooks as webhooks_service
 from syncapp.services.connections import connection_lock
 from syncapp.services.contacts import contact_create, contact_update
 from syncapp.services.sync import connection_sync
@@ -400,3 +401,19 @@ def test_a_transient_error_while_splitting_fails_the_whole_batch_for_a_retry(ten
 
     assert set(WebhookEvent.objects.values_list("status", "attempts")) == {(WebhookEvent.Status.FAILED, 1)}
     assert "503" in WebhookEvent.objects.first().last_error
+
+
+def test_recording_queues_processing_once_committed_for_each_connection_with_pending_events(
+    hubspot, django_capture_on_commit_callbacks, monkeypatch
+):
+    connection, _ = hubspot
+    queued = []
+    monkeypatch.setattr(
+        webhooks_service, "webhook_process_schedule", lambda *, connection_id: queued.append(connection_id)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        receive(event("contact.creation"), event("contact.creation", portalId=999))  # one known, one unknown account
+        assert queued == []  # nothing before the commit
+
+    assert (len(callbacks), queued) == (1, [connection.pk])
