@@ -34,10 +34,15 @@ from syncapp.models import (
 )
 from syncapp.selectors.contacts import contact_search_query
 from syncapp.services.conflicts import conflict_acknowledge, conflict_pick, conflict_restore
-from syncapp.services.connections import api_base_validate, connection_delete, connection_pause, connection_resume
+from syncapp.services.connections import (
+    api_base_validate,
+    conflict_policy_validate,
+    connection_delete,
+    connection_pause,
+    connection_resume,
+)
 from syncapp.services.contacts import contact_create, contact_delete, contact_update, contact_validate
 from syncapp.services.outbox import outbox_enqueue_links
-from syncapp.services.schedules import connection_schedule_update
 from syncapp.services.suppressions import suppressions_lift
 from syncapp.services.sync import connection_sync_queue
 from syncapp.services.webhooks import webhook_events_retry
@@ -188,11 +193,20 @@ class CrmConnectionAdminForm(forms.ModelForm):
     class Meta:
         model = CrmConnection
         # Never the credentials: they stay encrypted and out of every form and page.
-        fields = [
-            "tenant", "provider", "account_id", "api_base_url", "status", "status_message", "conflict_strategy",
-            "field_priorities", "on_crm_delete", "rate_limit", "rate_limited_until", "pronouns_state",
-            "pronouns_field_key", "pronouns_message",
-        ]  # fmt: skip
+        # Only settings: the status moves through the pause and resume actions and the syncs, the pronouns
+        # through their setup, and connections are made on the Connect page or with `connection add`.
+        fields = ["api_base_url", "conflict_strategy", "field_priorities", "on_crm_delete", "rate_limit"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if "conflict_strategy" in cleaned and "field_priorities" in cleaned:
+            try:
+                conflict_policy_validate(
+                    strategy=cleaned["conflict_strategy"], field_priorities=cleaned["field_priorities"]
+                )
+            except ValidationError as exc:
+                self.add_error("field_priorities", str(exc))
+        return cleaned
 
     def clean_api_base_url(self):
         url = self.cleaned_data["api_base_url"]
@@ -200,7 +214,7 @@ class CrmConnectionAdminForm(forms.ModelForm):
             # A stored value (Pipedrive's company domain) may stay; a new one is an override.
             raise forms.ValidationError("API base URL overrides are off (CRM_API_BASE_OVERRIDE).")
         try:
-            provider = self.cleaned_data.get("provider") or self.instance.provider
+            provider = self.instance.provider
             return api_base_validate(url, provider=provider)
         except ValidationError as exc:
             raise forms.ValidationError(str(exc)) from exc
@@ -218,8 +232,9 @@ class CrmConnectionAdmin(admin.ModelAdmin):
     search_fields = ["account_id", "tenant__slug", "tenant__name", "status_message"]
     date_hierarchy = "created_at"
     readonly_fields = [
-        "webhook_key", "lock_owner", "lock_expires_at", "push_queued_at", "sync_cursor", "deletion_cursor",
-        "last_full_sync_at", "created_at", "updated_at", "related",
+        "tenant", "provider", "account_id", "status", "status_message", "rate_limited_until", "pronouns_state",
+        "pronouns_field_key", "pronouns_message", "webhook_key", "lock_owner", "lock_expires_at", "push_queued_at",
+        "sync_cursor", "deletion_cursor", "last_full_sync_at", "created_at", "updated_at", "related",
     ]  # fmt: skip
     actions = ["sync_now", "pause", "resume"]
 
@@ -246,9 +261,8 @@ class CrmConnectionAdmin(admin.ModelAdmin):
             " · ", "{}", ((_changelist_link(model, text, connection__id__exact=obj.pk),) for model, text in pages)
         )
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        connection_schedule_update(connection=obj)  # pausing or resuming here moves the poll schedule too
+    def has_add_permission(self, request):
+        return False  # a connection needs the CRM's credentials: the Connect page or `connection add`
 
     def delete_model(self, request, obj):
         connection_delete(connection=obj)

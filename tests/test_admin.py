@@ -134,7 +134,6 @@ def test_every_changelist_and_change_page_renders_without_credentials(admin_clie
     connection = everything["connection"]
     secrets = [TOKEN, connection.credentials_encrypted]
     extra = [
-        "/admin/syncapp/crmconnection/add/",
         "/admin/syncapp/contact/add/",
         f"/admin/syncapp/crmconnection/{connection.pk}/delete/",
         f"/admin/syncapp/crmconnection/{connection.pk}/history/",
@@ -145,6 +144,28 @@ def test_every_changelist_and_change_page_renders_without_credentials(admin_clie
         assert response.status_code == 200, url
         html = response.content.decode()
         assert not any(secret in html for secret in secrets), url
+    # A connection needs its CRM's credentials: it is made on the Connect page or with `connection add`.
+    assert admin_client.get("/admin/syncapp/crmconnection/add/").status_code == 403
+
+
+def test_a_connections_status_pronouns_and_identity_are_read_only_and_its_policy_validated(admin_client, tenant):
+    connection, _ = make_connection(tenant)
+    url = f"/admin/syncapp/crmconnection/{connection.pk}/change/"
+    data = {
+        "api_base_url": "", "conflict_strategy": "field_priority", "field_priorities": '{"phone": "app"}',
+        "on_crm_delete": "delete_contact", "rate_limit": "40",
+        # Not form fields: ignored.
+        "status": "paused", "pronouns_state": "configured", "account_id": "someone-else", "tenant": "999",
+    }  # fmt: skip
+    assert admin_client.post(url, data).status_code == 302
+    connection.refresh_from_db()
+    assert (connection.conflict_strategy, connection.field_priorities, connection.rate_limit) == (
+        "field_priority", {"phone": "app"}, 40,
+    )  # fmt: skip
+    assert (connection.status, connection.pronouns_state, connection.account_id) == ("active", "unknown", "crm-1")
+
+    response = admin_client.post(url, {**data, "field_priorities": '{"phone": "nobody"}'})
+    assert response.status_code == 200 and "must be" in response.content.decode()
 
 
 def test_payloads_are_pretty_printed_and_escaped_and_related_objects_linked(admin_client, everything):
@@ -396,11 +417,11 @@ def test_the_admin_takes_no_new_base_url_while_the_override_is_off_but_keeps_a_s
         "pronouns_state": "unknown", "pronouns_field_key": "", "pronouns_message": "",
     }  # fmt: skip
     url = f"/admin/syncapp/crmconnection/{connection.pk}/change/"
-    assert admin_client.post(url, {**data, "status_message": "kept"}).status_code == 302  # unchanged: saved
+    assert admin_client.post(url, {**data, "rate_limit": "40"}).status_code == 302  # unchanged: saved
     response = admin_client.post(url, {**data, "api_base_url": "https://other.pipedrive.com"})
     assert response.status_code == 200 and "CRM_API_BASE_OVERRIDE" in response.content.decode()
     connection.refresh_from_db()
-    assert (connection.api_base_url, connection.status_message) == ("https://acme.pipedrive.com", "kept")
+    assert (connection.api_base_url, connection.rate_limit) == ("https://acme.pipedrive.com", 40)
 
 
 def test_a_search_of_thousands_of_words_on_any_changelist_is_bounded_not_a_500(admin_client, everything):

@@ -214,6 +214,22 @@ def connection_lock(connection: CrmConnection):
         lock.release()
 
 
+def conflict_policy_validate(*, strategy: str, field_priorities: dict | None) -> dict[str, str]:
+    """Return the field priorities if ``strategy`` and they make a valid policy; raise ValidationError if not."""
+    if strategy not in STRATEGIES:
+        raise ValidationError(f"Unknown conflict strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}.")
+    if not isinstance(field_priorities or {}, dict):
+        raise ValidationError('Field priorities must be an object such as {"phone": "app"}.')
+    priorities = dict(field_priorities or {})
+    unknown = set(priorities) - set(FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown contact field(s): {', '.join(sorted(unknown))}.")
+    bad = sorted(name for name, side in priorities.items() if side not in ("app", "crm"))
+    if bad:
+        raise ValidationError(f"The owner of {', '.join(bad)} must be 'app' or 'crm'.")
+    return priorities
+
+
 def connection_conflict_policy_set(
     *, connection: CrmConnection, strategy: str, field_priorities: dict[str, str] | None = None
 ) -> CrmConnection:
@@ -222,15 +238,7 @@ def connection_conflict_policy_set(
     The priorities are kept whatever the strategy (only field_priority reads them). The next sync
     uses the new policy; conflicts already recorded keep the strategy they were resolved by.
     """
-    if strategy not in STRATEGIES:
-        raise ValidationError(f"Unknown conflict strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}.")
-    priorities = dict(field_priorities or {})
-    unknown = set(priorities) - set(FIELDS)
-    if unknown:
-        raise ValidationError(f"Unknown contact field(s): {', '.join(sorted(unknown))}.")
-    bad = sorted(name for name, side in priorities.items() if side not in ("app", "crm"))
-    if bad:
-        raise ValidationError(f"The owner of {', '.join(bad)} must be 'app' or 'crm'.")
+    priorities = conflict_policy_validate(strategy=strategy, field_priorities=field_priorities)
     connection.conflict_strategy = strategy
     connection.field_priorities = priorities
     connection.save(update_fields=["conflict_strategy", "field_priorities", "updated_at"])
