@@ -11,6 +11,15 @@ from syncapp.models import CrmConnection
 from syncapp.providers import get_adapter
 
 
+def connection_get(*, connection_id: int) -> CrmConnection | None:
+    return CrmConnection.objects.filter(pk=connection_id).first()
+
+
+def connection_by_webhook_key(*, provider: str, webhook_key: str) -> CrmConnection | None:
+    """The connection whose per-connection webhook URL carries ``webhook_key``."""
+    return CrmConnection.objects.filter(provider=provider, webhook_key=webhook_key).first()
+
+
 def connection_list(*, tenant_slug: str | None = None) -> QuerySet[CrmConnection]:
     connections = CrmConnection.objects.select_related("tenant").order_by("pk")
     return connections.filter(tenant__slug=tenant_slug) if tenant_slug else connections

@@ -15,3 +15,7 @@ def tenant_for_user(*, user, tenant_id: int | None = None) -> Tenant | None:
     tenants = tenants_for_user(user=user)
     chosen = tenants.filter(pk=tenant_id).first() if tenant_id is not None else None
     return chosen or tenants.first()
+
+
+def tenant_get(*, slug: str) -> Tenant | None:
+    return Tenant.objects.filter(slug=slug).first()

@@ -10,8 +10,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from syncapp.exceptions import ProviderNotConfiguredError, WebhookPayloadError, WebhookSignatureError
-from syncapp.models import CrmConnection
 from syncapp.providers import get_webhook_handler, provider_ids
+from syncapp.selectors.connections import connection_by_webhook_key
 from syncapp.services.webhooks import webhook_event_record, webhook_rejection_count
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def provider_webhook(request, provider_id: str, connection_key: str | None = Non
         # Keys are token_urlsafe strings; anything else (a NUL, which PostgreSQL refuses) names no connection.
         if not WEBHOOK_KEY.fullmatch(connection_key):
             return _refuse(request, provider_id, 404, "Unknown connection key.")
-        connection = CrmConnection.objects.filter(provider=provider_id, webhook_key=connection_key).first()
+        connection = connection_by_webhook_key(provider=provider_id, webhook_key=connection_key)
         if connection is None:
             return _refuse(request, provider_id, 404, "Unknown connection key.")
 

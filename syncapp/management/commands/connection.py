@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.exceptions import SyncError
-from syncapp.models import Tenant
+from syncapp.management.lookups import tenant_or_error
 from syncapp.providers import provider_ids
 from syncapp.selectors.connections import connection_describe, connection_list
 from syncapp.services.connections import connection_connect_token
@@ -33,15 +33,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, **options):
         if action == "list":
-            if options["tenant"] and not Tenant.objects.filter(slug=options["tenant"]).exists():
-                raise CommandError(f"No tenant '{options['tenant']}'.")
+            if options["tenant"]:
+                tenant_or_error(options["tenant"])
             for connection in connection_list(tenant_slug=options["tenant"]):
                 self.stdout.write(json.dumps(connection_describe(connection=connection)))
             return
-        try:
-            tenant = Tenant.objects.get(slug=options["tenant"])
-        except Tenant.DoesNotExist:
-            raise CommandError(f"No tenant '{options['tenant']}'.") from None
+        tenant = tenant_or_error(options["tenant"])
         try:
             connection = connection_connect_token(
                 tenant=tenant,

@@ -3,8 +3,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.exceptions import ValidationError
+from syncapp.management.lookups import tenant_or_error
 from syncapp.management.progress import add_progress_argument, progress_bar
-from syncapp.models import Tenant
 from syncapp.services.contacts_csv import contacts_csv_check, contacts_export_csv, contacts_import_csv
 
 
@@ -26,10 +26,7 @@ class Command(BaseCommand):
         exports.add_argument("file", nargs="?", help="The CSV file to write (replaced if it exists); default stdout.")
 
     def handle(self, *args, action, tenant, file, **options):
-        try:
-            tenant = Tenant.objects.get(slug=tenant)
-        except Tenant.DoesNotExist:
-            raise CommandError(f"No tenant '{tenant}'.") from None
+        tenant = tenant_or_error(tenant)
         if action == "import":
             self._import(tenant, file, progress=options["progress"])
         elif file:

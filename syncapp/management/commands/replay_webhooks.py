@@ -1,6 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from syncapp.models import CrmConnection, WebhookEvent
+from syncapp.management.lookups import connection_or_error
+from syncapp.models import WebhookEvent
 from syncapp.services.webhooks import webhook_events_retry
 
 
@@ -21,10 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args, status, connection, **options):
         target = None
         if connection is not None:
-            try:
-                target = CrmConnection.objects.get(pk=connection)
-            except CrmConnection.DoesNotExist:
-                raise CommandError(f"No connection {connection}.") from None
+            target = connection_or_error(connection)
         count = webhook_events_retry(status=status, connection=target)
         scope = f" of connection {target.pk}" if target is not None else ""
         noun = "event" if count == 1 else "events"

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.exceptions import SyncError
+from syncapp.management.lookups import connection_or_error
 from syncapp.models import CrmConnection
 from syncapp.services.pronouns import connection_setup_pronouns
 
@@ -17,10 +18,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, connection, map_existing, create, **options):
-        try:
-            target = CrmConnection.objects.get(pk=connection)
-        except CrmConnection.DoesNotExist:
-            raise CommandError(f"No connection {connection}.") from None
+        target = connection_or_error(connection)
         try:
             setup = connection_setup_pronouns(connection=target, map_existing=map_existing, create=create)
         except SyncError as exc:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.exceptions import SyncError
-from syncapp.models import CrmConnection
+from syncapp.management.lookups import connection_or_error
 from syncapp.services.webhook_setup import connection_setup_webhooks, webhook_subscription_url
 
 
@@ -20,10 +20,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, connection, base_url, **options):
-        try:
-            target = CrmConnection.objects.get(pk=connection)
-        except CrmConnection.DoesNotExist:
-            raise CommandError(f"No connection {connection}.") from None
+        target = connection_or_error(connection)
         try:
             subscription_url = webhook_subscription_url(connection=target, base_url=base_url)
             webhooks = connection_setup_webhooks(connection=target, base_url=base_url)

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.engine import normalize_email
-from syncapp.models import Suppression, Tenant
+from syncapp.management.lookups import tenant_or_error
+from syncapp.models import Suppression
 from syncapp.selectors.suppressions import suppression_list
 from syncapp.services.suppressions import person_forget, suppression_lift
 
@@ -30,10 +31,7 @@ class Command(BaseCommand):
         add.add_argument("--reason", default="", help="Why (a ticket number, say); kept with the suppression.")
 
     def handle(self, *args, action, tenant, **options):
-        try:
-            tenant = Tenant.objects.get(slug=tenant)
-        except Tenant.DoesNotExist:
-            raise CommandError(f"No tenant '{tenant}'.") from None
+        tenant = tenant_or_error(tenant)
         if action == "list":
             self._list(tenant, include_lifted=options["all"])
             return

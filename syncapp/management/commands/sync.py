@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from syncapp.exceptions import SyncError
+from syncapp.management.lookups import connection_or_error
 from syncapp.management.progress import add_progress_argument, progress_bar
-from syncapp.models import CrmConnection, SyncRun
+from syncapp.models import SyncRun
 from syncapp.services.sync import connection_sync
 
 
@@ -25,10 +26,7 @@ class Command(BaseCommand):
         add_progress_argument(parser)
 
     def handle(self, *args, connection, full, dry_run, progress, **options):
-        try:
-            target = CrmConnection.objects.get(pk=connection)
-        except CrmConnection.DoesNotExist:
-            raise CommandError(f"No connection {connection}.") from None
+        target = connection_or_error(connection)
         try:
             with progress_bar(self, enabled=progress, unit="records") as advance:
                 run = connection_sync(
