@@ -7,13 +7,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
 from django_q.brokers import get_broker
-from django_q.signing import SignedPackage
 
 from syncapp.providers import get_adapter_classes
 from syncapp.sandbox.server import SandboxServer
-from syncapp.services.connections import connection_create
 from syncapp.services.tenants import tenant_create
 from tests.fakes import InMemoryCrm
+from tests.helpers import make_connection
 
 TESTS = Path(__file__).parent
 # The folders whose tests are slow, and the marker each one's tests get (pyproject.toml lists them).
@@ -80,17 +79,6 @@ def alice(tenant):
     return client
 
 
-def make_connection(tenant, account_id="crm-1", *, unique_emails=True, on_crm_delete=None, **kwargs):
-    crm = InMemoryCrm(account_id, unique_emails=unique_emails)
-    connection = connection_create(
-        tenant=tenant, provider="memory", account_id=account_id, credentials={"token": "secret-token"}, **kwargs
-    )
-    if on_crm_delete:
-        connection.on_crm_delete = on_crm_delete
-        connection.save(update_fields=["on_crm_delete"])
-    return connection, crm
-
-
 @pytest.fixture
 def connection_and_crm(tenant):
     return make_connection(tenant)
@@ -103,16 +91,6 @@ def broker():
     broker.purge_queue()
     yield broker
     broker.purge_queue()
-
-
-def queued_tasks(broker) -> list[dict]:
-    """Take every task off the broker and return their unpacked payloads."""
-    tasks = []
-    while broker.queue_size():
-        task_id, payload = broker.dequeue()[0]
-        broker.acknowledge(task_id)
-        tasks.append(SignedPackage.loads(payload))
-    return tasks
 
 
 @pytest.fixture
@@ -150,16 +128,3 @@ def sandbox_as_crm(crm_sandbox, monkeypatch):
         if adapter_class.sandbox_class:
             monkeypatch.setattr(adapter_class, "api_hosts", (*adapter_class.api_hosts, netloc))
     return crm_sandbox
-
-
-def sandbox_connection(tenant, server, provider, *, rate_limits=False, **account_options):
-    """A sandbox account of ``provider`` and a connection of ``tenant`` to it, through the real adapter."""
-    account = server.sandbox.account_create(provider, rate_limits=rate_limits, **account_options)
-    connection = connection_create(
-        tenant=tenant,
-        provider=provider,
-        account_id=account.account_id,
-        credentials={"access_token": account.token},
-        api_base_url=account.base_url,
-    )
-    return connection, account

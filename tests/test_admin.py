@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 
 from syncapp.models import Contact, CrmConnection, OutboxEntry
 from syncapp.services.connections import connection_create
-from tests.conftest import make_connection, queued_tasks
+from tests.helpers import make_connection, queued_tasks
 
 pytestmark = pytest.mark.django_db
 

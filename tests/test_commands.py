@@ -231,7 +231,7 @@ def test_connection_add_checks_the_token_stores_it_encrypted_and_prints_json(ten
 
 
 def test_setup_pronouns_command_configures_the_field_and_is_idempotent(tenant):
-    from tests.conftest import make_connection
+    from tests.helpers import make_connection
 
     connection, crm = make_connection(tenant)
     out, _ = run("setup_pronouns", "--connection", str(connection.pk))
@@ -286,7 +286,7 @@ def test_import_of_a_file_that_is_not_utf8_imports_nothing(tenant, tmp_path):
 
 
 def test_setup_pronouns_offers_a_field_already_labelled_pronouns_and_creates_one_on_request(tenant):
-    from tests.conftest import make_connection
+    from tests.helpers import make_connection
 
     connection, crm = make_connection(tenant)
     crm.custom_fields["pref_pronouns"] = "Pronouns"

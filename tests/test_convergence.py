@@ -25,7 +25,7 @@ from syncapp.services.conflicts import conflict_pick
 from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
 from syncapp.services.sync import connection_sync
 from syncapp.services.tenants import tenant_create
-from tests.conftest import make_connection
+from tests.helpers import make_connection
 
 EMAILS = [f"p{n}@example.com" for n in range(5)]
 VALUES = ["", "a", "b", "c"]

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from syncapp.models import WebhookEvent
-from tests.conftest import make_connection
+from tests.helpers import make_connection
 
 pytestmark = pytest.mark.django_db
 

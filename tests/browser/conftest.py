@@ -12,7 +12,7 @@ from django.db.backends.signals import connection_created
 from django.utils.module_loading import import_string
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import queued_tasks
+from tests.helpers import queued_tasks
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -7,7 +7,7 @@ from syncapp.models import CrmConnection
 from syncapp.services.sync import SYNC_TASK
 from syncapp.services.tenants import tenant_create
 from tests.browser.conftest import log_in, run_queued_tasks
-from tests.conftest import sandbox_connection
+from tests.helpers import sandbox_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

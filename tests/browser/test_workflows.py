@@ -21,7 +21,7 @@ from syncapp.services.pronouns import connection_setup_pronouns
 from syncapp.services.sync import SYNC_TASK, connection_sync
 from syncapp.services.tenants import tenant_create
 from tests.browser.conftest import log_in, run_queued_tasks
-from tests.conftest import sandbox_connection
+from tests.helpers import sandbox_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,7 @@ from syncapp.engine import FIELDS, ContactRecord
 from syncapp.models import Contact, ContactLink, CrmConnection, OutboxEntry, SyncRun
 from syncapp.services.pronouns import connection_setup_pronouns
 from syncapp.services.sync import connection_sync
-from tests.conftest import sandbox_connection
+from tests.helpers import sandbox_connection
 
 PROVIDERS = ("hubspot", "pipedrive")
 # The request-log labels of the API calls that change one linked record, and that remove one.

@@ -12,7 +12,7 @@ from syncapp.models import Contact, ExcludedRecord, Suppression
 from syncapp.services.contacts import contact_create
 from syncapp.services.suppressions import suppression_lift
 from syncapp.services.webhooks import webhook_events_process
-from tests.conftest import queued_tasks
+from tests.helpers import queued_tasks
 from tests.providers.hubspot.webhook_adapter import load_events, sign_v3
 
 from .conftest import assert_agree, assert_succeeded, make_crm

@@ -11,7 +11,7 @@ from syncapp.services.connections import ConnectionLock
 
 @pytest.mark.django_db(transaction=True)
 def test_exactly_one_of_many_concurrent_syncs_gets_the_lock(tenant):
-    from tests.conftest import make_connection
+    from tests.helpers import make_connection
 
     connection, _ = make_connection(tenant)
     contenders = 8

@@ -10,7 +10,7 @@ from syncapp.models import Contact, CrmConnection, OutboxEntry, SyncRun
 from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
 from syncapp.services.outbox import push_retry_delay, push_schedule
 from syncapp.services.sync import connection_sync
-from tests.conftest import queued_tasks
+from tests.helpers import queued_tasks
 
 pytestmark = pytest.mark.django_db
 

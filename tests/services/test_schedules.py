@@ -13,7 +13,7 @@ from syncapp.models import CrmConnection, SyncRun
 from syncapp.services.outbox import PUSH_TASK, push_retry_schedule
 from syncapp.services.schedules import connection_schedule_update, schedule_once_upsert, schedules_sync
 from syncapp.services.webhooks import webhook_process_schedule
-from tests.conftest import make_connection, queued_tasks
+from tests.helpers import make_connection, queued_tasks
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from syncapp.services.suppressions import (
 from syncapp.services.sync import connection_sync
 from syncapp.services.tenants import tenant_create
 from syncapp.services.webhooks import webhook_events_process
-from tests.conftest import make_connection, queued_tasks
+from tests.helpers import make_connection, queued_tasks
 from tests.providers.hubspot.webhook_adapter import configure, hubspot_connection, load_events, sign_v3
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from syncapp.models import Contact, ContactLink, ExcludedRecord, OutboxEntry, Sy
 from syncapp.services.connections import connection_lock
 from syncapp.services.contacts import contact_create, contact_delete, contact_restore, contact_update
 from syncapp.services.sync import connection_sync
-from tests.conftest import make_connection
+from tests.helpers import make_connection
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from syncapp.models import Contact, ContactLink, ExcludedRecord, OutboxEntry, Sy
 from syncapp.services.contacts import contact_create
 from syncapp.services.sync import connection_sync
 from syncapp.services.tenants import tenant_create
-from tests.conftest import make_connection
+from tests.helpers import make_connection
 
 pytestmark = pytest.mark.django_db
 

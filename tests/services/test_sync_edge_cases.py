@@ -11,7 +11,7 @@ from syncapp.services import contacts as contacts_module
 from syncapp.services.connections import ConnectionLock
 from syncapp.services.contacts import contact_create, contact_update
 from syncapp.services.sync import _LinkWrites, connection_sync
-from tests.conftest import make_connection
+from tests.helpers import make_connection
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from syncapp import tasks
 from syncapp.models import Contact, CrmConnection, ListedRecord, SyncRun
 from syncapp.services.contacts import contact_create
 from syncapp.services.sync import connection_sync
-from tests.conftest import make_connection, queued_tasks
+from tests.helpers import make_connection, queued_tasks
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from syncapp.services.tenants import tenant_create
-from tests.conftest import make_connection
+from tests.helpers import make_connection
 
 
 @pytest.fixture

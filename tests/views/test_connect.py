@@ -15,7 +15,7 @@ from syncapp.exceptions import OAuthError
 from syncapp.models import CrmConnection, SyncRun
 from syncapp.services.connections import connection_connect_token, connection_create, connection_disconnect
 from syncapp.services.tenants import tenant_create
-from tests.conftest import make_connection
+from tests.helpers import make_connection
 
 pytestmark = pytest.mark.django_db
 

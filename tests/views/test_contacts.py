@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from syncapp.models import Contact, ContactLink, OutboxEntry
 from syncapp.services.contacts import contact_create
-from tests.conftest import make_connection
+from tests.helpers import make_connection
 
 pytestmark = pytest.mark.django_db
 

@@ -31,7 +31,7 @@ from syncapp.selectors.status import (
 from syncapp.services.contacts import contact_create, contact_update
 from syncapp.services.sync import connection_sync
 from syncapp.services.tenants import tenant_create
-from tests.conftest import make_connection, queued_tasks, sandbox_connection
+from tests.helpers import make_connection, queued_tasks, sandbox_connection
 
 pytestmark = pytest.mark.django_db
 

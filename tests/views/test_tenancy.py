@@ -12,7 +12,7 @@ from syncapp.models import Contact, ContactLink, CrmConnection, Membership, Sync
 from syncapp.providers.base.oauth import oauth_state_load
 from syncapp.services.tenants import tenant_create
 from syncapp.tenancy import SESSION_TENANT
-from tests.conftest import make_connection, queued_tasks
+from tests.helpers import make_connection, queued_tasks
 from tests.views.test_conflicts import make_conflict
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from syncapp.providers import get_webhook_handler
 from syncapp.providers.hubspot import webhooks
 from syncapp.providers.hubspot.webhooks import HubspotWebhookHandler, signature_uri, signature_v2, signature_v3
 from syncapp.services.tenants import tenant_create
-from tests.conftest import queued_tasks
+from tests.helpers import queued_tasks
 from tests.providers.hubspot.webhook_adapter import (
     PORTAL_ID,
     SECRET,

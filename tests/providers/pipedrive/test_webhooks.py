@@ -14,7 +14,7 @@ from syncapp.providers import get_webhook_handler
 from syncapp.providers.pipedrive.webhooks import PipedriveWebhookHandler
 from syncapp.services.tenants import tenant_create
 from syncapp.services.webhook_setup import connection_setup_webhooks
-from tests.conftest import make_connection, queued_tasks
+from tests.helpers import make_connection, queued_tasks
 from tests.providers.pipedrive.webhook_adapter import (
     COMPANY_ID,
     SHARED_SECRET,
